@@ -1,0 +1,788 @@
+//! Apply: the only code that changes AWS. Executes a plan step by step, waiting for Lambda to
+//! settle between steps, retrying only what is known to be transient.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_iam::operation::create_role::CreateRoleError;
+use aws_sdk_lambda::error::SdkError;
+use aws_sdk_lambda::operation::create_function::CreateFunctionError;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{
+    Architecture as SdkArchitecture, Environment, FunctionCode, LastUpdateStatus,
+    LogFormat as SdkLogFormat, LoggingConfig, Runtime, State, TenancyConfig, TenantIsolationMode,
+};
+use serde::Serialize;
+
+use crate::desired::{Desired, DesiredFunction};
+use crate::error::{DeployError, render};
+use crate::observe::Clients;
+use crate::plan::{Action, Change, Plan, ResourceKind};
+use crate::stack::{Architecture, LogFormat, Tenancy};
+
+/// The trust policy that lets Lambda assume the execution role.
+pub const LAMBDA_TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
+/// Bounds on retries and waits.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// The first backoff delay; each retry doubles it up to `max_delay`.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// How long to wait for a function to become active or finish an update.
+    pub wait_timeout: Duration,
+    /// The delay between status polls after the first (immediate) one; it grows up to
+    /// `max_delay`.
+    pub poll_interval: Duration,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            max_attempts: 8,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(10),
+            wait_timeout: Duration::from_secs(300),
+            poll_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What apply did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ApplyReport {
+    /// The changes carried out (no-ops are left out).
+    pub changes: Vec<Change>,
+    /// Every mutating request sent, retries included.
+    pub mutating_calls: u32,
+}
+
+struct Ctx<'a> {
+    clients: &'a Clients,
+    opts: &'a ApplyOptions,
+    progress: &'a (dyn Fn(&str) + Sync),
+    mutating_calls: AtomicU32,
+    role_arn: Option<String>,
+    role_name: String,
+    /// Set when this run created the role; only then is the IAM propagation error retried.
+    role_created: bool,
+}
+
+impl Ctx<'_> {
+    fn count(&self) {
+        self.mutating_calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn say(&self, message: &str) {
+        (self.progress)(message);
+    }
+}
+
+/// How a retried call ended when it did not succeed.
+enum Failure<E> {
+    /// Not retryable: the caller decides what it means.
+    Fatal(E),
+    /// Retryable, but the bound was hit.
+    Exhausted { attempts: u32, last: E },
+}
+
+/// Runs `call` until it succeeds, fails with an error `retryable` rejects, or the attempt bound
+/// is hit, sleeping with exponential backoff between attempts.
+async fn retry<T, E, F, Fut>(
+    opts: &ApplyOptions,
+    mut call: F,
+    retryable: impl Fn(&E) -> bool,
+) -> Result<T, Failure<E>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let max = opts.max_attempts.max(1);
+    let mut delay = opts.base_delay;
+    let mut attempt = 1;
+    loop {
+        match call().await {
+            Ok(v) => return Ok(v),
+            Err(e) if !retryable(&e) => return Err(Failure::Fatal(e)),
+            Err(e) if attempt >= max => {
+                return Err(Failure::Exhausted {
+                    attempts: attempt,
+                    last: e,
+                });
+            }
+            Err(_) => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(opts.max_delay.max(opts.base_delay));
+                attempt += 1;
+            }
+        }
+    }
+}
+
+fn failure_error<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    call: &'static str,
+    resource: &str,
+    failure: Failure<SdkError<E, R>>,
+) -> DeployError {
+    match failure {
+        Failure::Fatal(e) => DeployError::Call {
+            call,
+            resource: resource.to_string(),
+            message: render(&e),
+        },
+        Failure::Exhausted { attempts, last } => DeployError::RetriesExhausted {
+            call,
+            resource: resource.to_string(),
+            attempts,
+            last_error: render(&last),
+        },
+    }
+}
+
+/// 409s (another update in progress, or the function still pending) and throttling clear up
+/// by themselves; everything else is a real failure.
+macro_rules! transient {
+    () => {
+        |e: &SdkError<_, _>| transient!(e)
+    };
+    ($e:expr) => {
+        $e.as_service_error().is_some_and(|s| {
+            s.is_resource_conflict_exception() || s.is_too_many_requests_exception()
+        })
+    };
+}
+
+/// Right after CreateRole, Lambda refuses the new role for a few seconds with
+/// `InvalidParameterValueException: The role defined for the function cannot be assumed by
+/// Lambda.` AWS has no typed error for this case, only the message, so this one helper matches
+/// the text.
+fn is_role_propagation_error(err: &SdkError<CreateFunctionError, impl std::fmt::Debug>) -> bool {
+    err.as_service_error().is_some_and(|e| {
+        e.is_invalid_parameter_value_exception()
+            && e.to_string()
+                .contains("The role defined for the function cannot be assumed by Lambda")
+    })
+}
+
+/// CreateFunction answers 409 `Function already exist` when a previous, interrupted run got
+/// that far; the function is then brought up to date instead.
+fn is_already_exists(err: &SdkError<CreateFunctionError, impl std::fmt::Debug>) -> bool {
+    err.as_service_error().is_some_and(|e| {
+        e.is_resource_conflict_exception() && e.to_string().contains("already exist")
+    })
+}
+
+fn sdk_architecture(a: Architecture) -> SdkArchitecture {
+    match a {
+        Architecture::Arm64 => SdkArchitecture::Arm64,
+        Architecture::X86_64 => SdkArchitecture::X8664,
+    }
+}
+
+fn logging_config(f: &DesiredFunction) -> LoggingConfig {
+    LoggingConfig::builder()
+        .log_format(match f.log_format {
+            LogFormat::Json => SdkLogFormat::Json,
+            LogFormat::Text => SdkLogFormat::Text,
+        })
+        .build()
+}
+
+fn environment(f: &DesiredFunction) -> Environment {
+    Environment::builder()
+        .set_variables(Some(
+            f.environment
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ))
+        .build()
+}
+
+fn clamp_i32(v: u32) -> i32 {
+    i32::try_from(v).unwrap_or(i32::MAX)
+}
+
+/// Executes a deploy plan against the desired state it was made from.
+pub async fn apply(
+    clients: &Clients,
+    desired: &Desired,
+    plan: &Plan,
+    opts: &ApplyOptions,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<ApplyReport, DeployError> {
+    execute(clients, Some(desired), plan, opts, progress).await
+}
+
+/// Executes a destroy plan (see [`crate::plan::plan_destroy`]): functions, then the role.
+pub async fn destroy(
+    clients: &Clients,
+    plan: &Plan,
+    opts: &ApplyOptions,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<ApplyReport, DeployError> {
+    execute(clients, None, plan, opts, progress).await
+}
+
+async fn execute(
+    clients: &Clients,
+    desired: Option<&Desired>,
+    plan: &Plan,
+    opts: &ApplyOptions,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<ApplyReport, DeployError> {
+    let mut ctx = Ctx {
+        clients,
+        opts,
+        progress,
+        mutating_calls: AtomicU32::new(0),
+        role_arn: plan.role_arn.clone(),
+        role_name: desired.map(|d| d.role.name.clone()).unwrap_or_default(),
+        role_created: false,
+    };
+    let mut done = Vec::new();
+    let is = |c: &Change, kind: ResourceKind, delete: bool| {
+        c.kind == kind && c.action != Action::NoOp && (c.action == Action::Delete) == delete
+    };
+
+    // The role comes first, because functions name it; deletes come last, functions before the
+    // role they run as, so the stage never has a function without its role.
+    for c in plan
+        .changes
+        .iter()
+        .filter(|c| is(c, ResourceKind::Role, false))
+    {
+        apply_role(&mut ctx, desired, c).await?;
+        done.push(c.clone());
+    }
+    for c in plan
+        .changes
+        .iter()
+        .filter(|c| is(c, ResourceKind::Function, false))
+    {
+        let logical = c.logical.clone().unwrap_or_default();
+        let d = desired
+            .and_then(|d| d.find_function(&logical))
+            .ok_or_else(|| DeployError::NotInDesired {
+                resource: c.resource.clone(),
+                logical: logical.clone(),
+            })?;
+        apply_function(&ctx, d, c).await?;
+        done.push(c.clone());
+    }
+    for c in plan
+        .changes
+        .iter()
+        .filter(|c| is(c, ResourceKind::Function, true))
+    {
+        ctx.say(&format!("deleting function {} ({})", c.name, c.reason));
+        delete_function(&ctx, &c.name).await?;
+        done.push(c.clone());
+    }
+    for c in plan
+        .changes
+        .iter()
+        .filter(|c| is(c, ResourceKind::Role, true))
+    {
+        ctx.say(&format!("deleting role {}", c.name));
+        delete_role(&ctx, c).await?;
+        done.push(c.clone());
+    }
+
+    Ok(ApplyReport {
+        changes: done,
+        mutating_calls: ctx.mutating_calls.load(Ordering::Relaxed),
+    })
+}
+
+async fn apply_role(
+    ctx: &mut Ctx<'_>,
+    desired: Option<&Desired>,
+    c: &Change,
+) -> Result<(), DeployError> {
+    let Some(desired) = desired else {
+        return Ok(());
+    };
+    let role = &desired.role;
+    let resource = format!("role {}", role.name);
+    let iam = &ctx.clients.iam;
+    if c.action == Action::Create {
+        ctx.say(&format!("creating role {}", role.name));
+        let mut req = iam
+            .create_role()
+            .role_name(&role.name)
+            .assume_role_policy_document(LAMBDA_TRUST_POLICY)
+            .description("Execution role of the functions of one deployer stage");
+        for (k, v) in &role.tags {
+            let tag = aws_sdk_iam::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| DeployError::Call {
+                    call: "CreateRole",
+                    resource: resource.clone(),
+                    message: e.to_string(),
+                })?;
+            req = req.tags(tag);
+        }
+        ctx.count();
+        match req.send().await {
+            Ok(out) => {
+                ctx.role_arn = out.role().map(|r| r.arn().to_string());
+                ctx.role_created = true;
+            }
+            // A previous, interrupted run created it: reuse it.
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(CreateRoleError::EntityAlreadyExistsException(_))
+                ) =>
+            {
+                let out = iam
+                    .get_role()
+                    .role_name(&role.name)
+                    .send()
+                    .await
+                    .map_err(|e| DeployError::Call {
+                        call: "GetRole",
+                        resource: resource.clone(),
+                        message: render(&e),
+                    })?;
+                ctx.role_arn = out.role().map(|r| r.arn().to_string());
+            }
+            Err(e) => {
+                return Err(DeployError::Call {
+                    call: "CreateRole",
+                    resource,
+                    message: render(&e),
+                });
+            }
+        }
+    } else {
+        ctx.say(&format!("updating role {}", role.name));
+    }
+
+    let diff = c.role_diff.clone().unwrap_or_default();
+    for arn in &diff.attach {
+        ctx.count();
+        iam.attach_role_policy()
+            .role_name(&role.name)
+            .policy_arn(arn)
+            .send()
+            .await
+            .map_err(|e| DeployError::Call {
+                call: "AttachRolePolicy",
+                resource: format!("{resource} policy {arn}"),
+                message: render(&e),
+            })?;
+    }
+    for arn in &diff.detach {
+        detach(ctx, &role.name, arn).await?;
+    }
+    for name in &diff.put {
+        let Some(doc) = role.inline_policies.get(name) else {
+            continue;
+        };
+        ctx.count();
+        iam.put_role_policy()
+            .role_name(&role.name)
+            .policy_name(name)
+            .policy_document(doc)
+            .send()
+            .await
+            .map_err(|e| DeployError::Call {
+                call: "PutRolePolicy",
+                resource: format!("{resource} policy {name}"),
+                message: render(&e),
+            })?;
+    }
+    for name in &diff.delete {
+        delete_inline(ctx, &role.name, name).await?;
+    }
+    Ok(())
+}
+
+async fn detach(ctx: &Ctx<'_>, role: &str, arn: &str) -> Result<(), DeployError> {
+    ctx.count();
+    match ctx
+        .clients
+        .iam
+        .detach_role_policy()
+        .role_name(role)
+        .policy_arn(arn)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_no_such_entity_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(DeployError::Call {
+            call: "DetachRolePolicy",
+            resource: format!("role {role} policy {arn}"),
+            message: render(&e),
+        }),
+    }
+}
+
+async fn delete_inline(ctx: &Ctx<'_>, role: &str, name: &str) -> Result<(), DeployError> {
+    ctx.count();
+    match ctx
+        .clients
+        .iam
+        .delete_role_policy()
+        .role_name(role)
+        .policy_name(name)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_no_such_entity_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(DeployError::Call {
+            call: "DeleteRolePolicy",
+            resource: format!("role {role} policy {name}"),
+            message: render(&e),
+        }),
+    }
+}
+
+async fn delete_role(ctx: &Ctx<'_>, c: &Change) -> Result<(), DeployError> {
+    let diff = c.role_diff.clone().unwrap_or_default();
+    for arn in &diff.detach {
+        detach(ctx, &c.name, arn).await?;
+    }
+    for name in &diff.delete {
+        delete_inline(ctx, &c.name, name).await?;
+    }
+    ctx.count();
+    match ctx
+        .clients
+        .iam
+        .delete_role()
+        .role_name(&c.name)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_no_such_entity_exception()) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(DeployError::Call {
+            call: "DeleteRole",
+            resource: c.resource.clone(),
+            message: render(&e),
+        }),
+    }
+}
+
+async fn apply_function(ctx: &Ctx<'_>, d: &DesiredFunction, c: &Change) -> Result<(), DeployError> {
+    match c.action {
+        Action::Create => {
+            ctx.say(&format!("creating function {}", c.name));
+            create_function(ctx, d, &c.name).await
+        }
+        Action::Replace => {
+            ctx.say(&format!("creating function {} ({})", c.name, c.reason));
+            create_function(ctx, d, &c.name).await?;
+            if let Some(old) = &c.replaces {
+                ctx.say(&format!("deleting function {old}, replaced by {}", c.name));
+                delete_function(ctx, old).await?;
+            }
+            Ok(())
+        }
+        Action::UpdateCode => {
+            ctx.say(&format!("updating code of function {}", c.name));
+            update_code(ctx, d, &c.name).await
+        }
+        Action::UpdateConfiguration => {
+            ctx.say(&format!("updating configuration of function {}", c.name));
+            update_configuration(ctx, d, &c.name).await
+        }
+        Action::UpdateCodeAndConfiguration => {
+            ctx.say(&format!(
+                "updating code and configuration of function {}",
+                c.name
+            ));
+            update_code(ctx, d, &c.name).await?;
+            update_configuration(ctx, d, &c.name).await
+        }
+        Action::NoOp | Action::Update | Action::Delete => Ok(()),
+    }
+}
+
+fn role_arn(ctx: &Ctx<'_>, name: &str) -> Result<String, DeployError> {
+    ctx.role_arn
+        .clone()
+        .ok_or_else(|| DeployError::MissingRoleArn {
+            function: format!("function {name}"),
+            role: ctx.role_name.clone(),
+        })
+}
+
+async fn create_function(
+    ctx: &Ctx<'_>,
+    d: &DesiredFunction,
+    name: &str,
+) -> Result<(), DeployError> {
+    let resource = format!("function {name}");
+    let role = role_arn(ctx, name)?;
+    let result = retry(
+        ctx.opts,
+        || {
+            let mut req = ctx
+                .clients
+                .lambda
+                .create_function()
+                .function_name(name)
+                .runtime(Runtime::from(d.runtime.as_str()))
+                .handler(&d.handler)
+                .role(&role)
+                .code(
+                    FunctionCode::builder()
+                        .zip_file(Blob::new(d.code.as_slice()))
+                        .build(),
+                )
+                .memory_size(clamp_i32(d.memory_mb))
+                .timeout(clamp_i32(d.timeout_s))
+                .architectures(sdk_architecture(d.architecture))
+                .environment(environment(d))
+                .description(&d.description)
+                .logging_config(logging_config(d))
+                .set_tags(Some(
+                    d.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                ));
+            if d.tenancy == Tenancy::PerTenant {
+                req = req.tenancy_config(
+                    TenancyConfig::builder()
+                        .tenant_isolation_mode(TenantIsolationMode::PerTenant)
+                        .build()
+                        .expect("tenant_isolation_mode is set"),
+                );
+            }
+            ctx.count();
+            req.send()
+        },
+        |e| {
+            !is_already_exists(e)
+                && (transient!(e) || (ctx.role_created && is_role_propagation_error(e)))
+        },
+    )
+    .await;
+    match result {
+        Ok(_) => wait(ctx, name, Goal::Active).await,
+        Err(Failure::Fatal(e)) if is_already_exists(&e) => {
+            // An interrupted run created it; make it match instead.
+            ctx.say(&format!("function {name} already exists, updating it"));
+            wait(ctx, name, Goal::Active).await?;
+            update_code(ctx, d, name).await?;
+            update_configuration(ctx, d, name).await
+        }
+        Err(f) => Err(failure_error("CreateFunction", &resource, f)),
+    }
+}
+
+async fn update_code(ctx: &Ctx<'_>, d: &DesiredFunction, name: &str) -> Result<(), DeployError> {
+    let resource = format!("function {name}");
+    retry(
+        ctx.opts,
+        || {
+            ctx.count();
+            ctx.clients
+                .lambda
+                .update_function_code()
+                .function_name(name)
+                .zip_file(Blob::new(d.code.as_slice()))
+                .architectures(sdk_architecture(d.architecture))
+                .send()
+        },
+        transient!(),
+    )
+    .await
+    .map_err(|f| failure_error("UpdateFunctionCode", &resource, f))?;
+    wait(ctx, name, Goal::Updated).await
+}
+
+async fn update_configuration(
+    ctx: &Ctx<'_>,
+    d: &DesiredFunction,
+    name: &str,
+) -> Result<(), DeployError> {
+    let resource = format!("function {name}");
+    let role = role_arn(ctx, name)?;
+    // TenancyConfig is deliberately absent: it cannot change after creation (a change is a
+    // Replace), and UpdateFunctionConfiguration has no such member.
+    retry(
+        ctx.opts,
+        || {
+            ctx.count();
+            ctx.clients
+                .lambda
+                .update_function_configuration()
+                .function_name(name)
+                .role(&role)
+                .handler(&d.handler)
+                .runtime(Runtime::from(d.runtime.as_str()))
+                .memory_size(clamp_i32(d.memory_mb))
+                .timeout(clamp_i32(d.timeout_s))
+                .environment(environment(d))
+                .description(&d.description)
+                .logging_config(logging_config(d))
+                .send()
+        },
+        transient!(),
+    )
+    .await
+    .map_err(|f| failure_error("UpdateFunctionConfiguration", &resource, f))?;
+    wait(ctx, name, Goal::Updated).await
+}
+
+async fn delete_function(ctx: &Ctx<'_>, name: &str) -> Result<(), DeployError> {
+    let resource = format!("function {name}");
+    let result = retry(
+        ctx.opts,
+        || {
+            ctx.count();
+            ctx.clients
+                .lambda
+                .delete_function()
+                .function_name(name)
+                .send()
+        },
+        transient!(),
+    )
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        // Already gone: deleting converges.
+        Err(Failure::Fatal(e))
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            Ok(())
+        }
+        Err(f) => Err(failure_error("DeleteFunction", &resource, f)),
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Goal {
+    /// `State: Active`, after CreateFunction.
+    Active,
+    /// `LastUpdateStatus: Successful`, after an update.
+    Updated,
+}
+
+impl Goal {
+    fn describe(self) -> &'static str {
+        match self {
+            Goal::Active => "active",
+            Goal::Updated => "updated",
+        }
+    }
+}
+
+/// Polls GetFunction until the function reaches `goal`: right away first, then at a growing
+/// interval, for at most `wait_timeout`. Lambda refuses (409) any change to a function that is
+/// still pending or mid-update, so every mutation waits here before the next one.
+async fn wait(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<(), DeployError> {
+    let resource = format!("function {name}");
+    let start = Instant::now();
+    let mut delay = ctx.opts.poll_interval;
+    let cap = ctx.opts.max_delay.max(ctx.opts.poll_interval);
+    loop {
+        let out = retry(
+            ctx.opts,
+            || ctx.clients.lambda.get_function().function_name(name).send(),
+            |e: &SdkError<_, _>| {
+                e.as_service_error()
+                    .is_some_and(|s| s.is_too_many_requests_exception())
+            },
+        )
+        .await
+        .map_err(|f| failure_error("GetFunction", &resource, f))?;
+        let conf = out.configuration().ok_or(DeployError::MissingField {
+            call: "GetFunction",
+            resource: resource.clone(),
+            field: "Configuration",
+        })?;
+        let state = conf.state();
+        let update = conf.last_update_status();
+        let last_seen = format!(
+            "state {}, last update {}",
+            state.map(|s| s.as_str()).unwrap_or("unknown"),
+            update.map(|s| s.as_str()).unwrap_or("unknown")
+        );
+        match goal {
+            Goal::Active => match state {
+                Some(State::Active) | None => return Ok(()),
+                Some(State::Failed) => {
+                    return Err(DeployError::FunctionFailed {
+                        resource,
+                        target: goal.describe(),
+                        reason: conf.state_reason().unwrap_or("no reason given").to_string(),
+                    });
+                }
+                _ => {}
+            },
+            Goal::Updated => match update {
+                Some(LastUpdateStatus::Successful) | None => return Ok(()),
+                Some(LastUpdateStatus::Failed) => {
+                    return Err(DeployError::FunctionFailed {
+                        resource,
+                        target: goal.describe(),
+                        reason: conf
+                            .last_update_status_reason()
+                            .or(conf.state_reason())
+                            .unwrap_or("no reason given")
+                            .to_string(),
+                    });
+                }
+                _ => {}
+            },
+        }
+        let elapsed = start.elapsed();
+        if elapsed >= ctx.opts.wait_timeout {
+            return Err(DeployError::WaitTimeout {
+                resource,
+                target: goal.describe(),
+                timeout: ctx.opts.wait_timeout,
+                last_seen,
+            });
+        }
+        ctx.say(&format!(
+            "waiting for function {name} to become {} ({last_seen})",
+            goal.describe()
+        ));
+        tokio::time::sleep(delay.min(ctx.opts.wait_timeout - elapsed)).await;
+        delay = (delay * 2).min(cap);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The CLI may run apply on a multi-threaded runtime or spawn it; that needs a `Send` future.
+    #[allow(dead_code)]
+    fn futures_are_send(c: &Clients, d: &Desired, p: &Plan, o: &ApplyOptions) {
+        fn send<T: Send>(_: T) {}
+        send(apply(c, d, p, o, &|_| {}));
+        send(destroy(c, p, o, &|_| {}));
+        send(crate::observe::observe(c, "app", "stage"));
+        send(crate::invoke::invoke(c, "f", None, Vec::new(), false));
+    }
+}

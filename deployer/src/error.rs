@@ -1,0 +1,178 @@
+//! Error types of the deployer: stack problems, packaging, building and the AWS calls.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One problem in a stack definition, found before any network call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StackError {
+    #[error(
+        "{what} name `{value}` is invalid: use 1 or more characters of lowercase letters, digits and `-`"
+    )]
+    InvalidName { what: &'static str, value: String },
+    #[error(
+        "function `{logical}`: physical name `{name}` is {len} characters but Lambda allows 64; shorten the app, stage or logical name"
+    )]
+    FunctionNameTooLong {
+        logical: String,
+        name: String,
+        len: usize,
+    },
+    #[error(
+        "role name `{name}` is {len} characters but IAM allows 64; shorten the app or stage name"
+    )]
+    RoleNameTooLong { name: String, len: usize },
+    #[error(
+        "function `{logical}`: memory {value} MB is outside 128..=10240; pick a size in that range"
+    )]
+    Memory { logical: String, value: u32 },
+    #[error(
+        "function `{logical}`: timeout {value} s is outside 1..=900; pick a timeout in that range"
+    )]
+    Timeout { logical: String, value: u32 },
+    #[error(
+        "function `{logical}` is defined more than once; give each function its own logical name"
+    )]
+    DuplicateFunction { logical: String },
+    #[error("stage `{name}` is defined more than once; give each stage its own name")]
+    DuplicateStage { name: String },
+    #[error("unknown stage `{stage}`; the stack defines: {}", if known.is_empty() { "no stages".to_string() } else { known.join(", ") })]
+    UnknownStage { stage: String, known: Vec<String> },
+    #[error(
+        "function `{logical}`: per-tenant isolation cannot be combined with {feature} (AWS refuses it); remove {feature} or make the function shared"
+    )]
+    TenancyConflict {
+        logical: String,
+        feature: &'static str,
+    },
+    #[error(
+        "function `{logical}`: environment key `{key}` is invalid; keys start with a letter and use only letters, digits and `_`"
+    )]
+    InvalidEnvKey { logical: String, key: String },
+    #[error("function `{logical}`: environment key `{key}` is reserved by Lambda; rename it")]
+    ReservedEnvKey { logical: String, key: String },
+    #[error("role: inline policy `{name}` is not valid JSON ({reason}); fix the policy document")]
+    InvalidInlinePolicy { name: String, reason: String },
+    #[error(
+        "function `{logical}`: no package was built for binary `{bin}`; check the function's package and bin names"
+    )]
+    MissingPackage { logical: String, bin: String },
+}
+
+/// Every problem found in a stack. Its `Display` lists each one on its own line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackErrors(pub Vec<StackError>);
+
+impl fmt::Display for StackErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        write!(
+            f,
+            "the stack has {n} problem{}:",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for e in &self.0 {
+            write!(f, "\n  - {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for StackErrors {}
+
+/// A deployment package could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    #[error("failed to read binary `{}`", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to write the zip archive for `{}`", path.display())]
+    Zip {
+        path: PathBuf,
+        #[source]
+        source: zip::result::ZipError,
+    },
+}
+
+/// The cargo-lambda build failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("no cargo-lambda command was given; the caller must locate cargo-lambda first")]
+    NoCommand,
+    #[error("failed to start `{command}`")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{command}` failed with {status}")]
+    Failed { command: String, status: String },
+    #[error("`{command}` succeeded but did not produce `{}`", path.display())]
+    MissingOutput { command: String, path: PathBuf },
+}
+
+/// A tenant id that Lambda would refuse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TenantIdError {
+    #[error("tenant id {value:?} is {len} characters; tenant ids have 1 to 256 characters")]
+    Length { value: String, len: usize },
+    #[error(
+        "tenant id {value:?} contains {ch:?}; tenant ids use only letters, digits, space and . _ : / = + - @"
+    )]
+    Character { value: String, ch: char },
+}
+
+/// A failure while reading or changing AWS resources.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    #[error("{call} failed for {resource}: {message}")]
+    Call {
+        call: &'static str,
+        resource: String,
+        message: String,
+    },
+    #[error("{call} failed for {resource} after {attempts} attempts: {last_error}")]
+    RetriesExhausted {
+        call: &'static str,
+        resource: String,
+        attempts: u32,
+        last_error: String,
+    },
+    #[error(
+        "{resource} did not become {target} within {timeout:?} of polling GetFunction (last seen: {last_seen})"
+    )]
+    WaitTimeout {
+        resource: String,
+        target: &'static str,
+        timeout: Duration,
+        last_seen: String,
+    },
+    #[error("{resource} failed to become {target} (GetFunction reports: {reason})")]
+    FunctionFailed {
+        resource: String,
+        target: &'static str,
+        reason: String,
+    },
+    #[error("{call} for {resource} returned no {field}")]
+    MissingField {
+        call: &'static str,
+        resource: String,
+        field: &'static str,
+    },
+    #[error("no execution role ARN is known for {function}; the role `{role}` must exist first")]
+    MissingRoleArn { function: String, role: String },
+    #[error("the plan names {resource} but the desired state has no function `{logical}`")]
+    NotInDesired { resource: String, logical: String },
+    #[error(transparent)]
+    TenantId(#[from] TenantIdError),
+}
+
+/// Renders an SDK error with its whole chain of causes, which is where AWS puts the message a
+/// user can act on.
+pub(crate) fn render<E: std::error::Error>(err: &E) -> String {
+    aws_smithy_types::error::display::DisplayErrorContext(err).to_string()
+}

@@ -1,0 +1,31 @@
+//! The deployer: typed stacks of multi-tenant Lambda functions, validated, packaged, observed,
+//! planned and applied through the AWS SDK.
+//!
+//! The pipeline, in order: [`stack`] (the app as typed Rust, [`stack::validate`]), [`build`]
+//! (one cargo-lambda run), [`package`] (reproducible zips), [`desired`] (stack + stage +
+//! packages), [`observe`] (read AWS), [`plan`] (pure diff), [`apply`] (the only mutating code).
+
+pub mod apply;
+pub mod build;
+pub mod desired;
+pub mod error;
+pub mod invoke;
+pub mod names;
+pub mod observe;
+pub mod package;
+pub mod plan;
+pub mod stack;
+pub mod tenant;
+pub mod tools;
+
+pub use apply::{ApplyOptions, ApplyReport, apply, destroy};
+pub use build::{BuildRequest, build};
+pub use desired::{Desired, DesiredFunction, DesiredRole, desired};
+pub use error::{BuildError, DeployError, PackageError, StackError, StackErrors, TenantIdError};
+pub use invoke::{InvokeOutcome, invoke};
+pub use names::{TAG_APP, TAG_LOGICAL, TAG_STAGE, function_name, replacement_name, role_name};
+pub use observe::{Actual, ActualFunction, ActualRole, Clients, observe};
+pub use package::{Package, package_bootstrap, package_file};
+pub use plan::{Action, Change, Plan, ResourceKind, RoleDiff, Summary, plan, plan_destroy};
+pub use stack::{App, Architecture, Function, LogFormat, Role, Stage, Target, Tenancy, validate};
+pub use tenant::validate_tenant_id;

@@ -1,0 +1,45 @@
+//! Physical names and tags: how a logical stack maps onto AWS resources.
+
+/// Tag naming the app that owns a resource.
+pub const TAG_APP: &str = "deployer:app";
+/// Tag naming the stage that owns a resource.
+pub const TAG_STAGE: &str = "deployer:stage";
+/// Tag naming the function's logical id in the stack.
+pub const TAG_LOGICAL: &str = "deployer:logical-id";
+
+/// Lambda's limit on function names.
+pub const MAX_FUNCTION_NAME: usize = 64;
+/// IAM's limit on role names.
+pub const MAX_ROLE_NAME: usize = 64;
+
+/// The ARN of the AWS managed policy that lets a function write its logs.
+pub const BASIC_EXECUTION_POLICY: &str =
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
+
+/// The function's usual physical name: `{app}-{stage}-{logical}`.
+pub fn function_name(app: &str, stage: &str, logical: &str) -> String {
+    format!("{app}-{stage}-{logical}")
+}
+
+/// The slot a function moves to while it is being replaced: `{app}-{stage}-{logical}-r`.
+/// Replacements alternate between this and [`function_name`], so the stage always keeps one
+/// working function.
+pub fn replacement_name(app: &str, stage: &str, logical: &str) -> String {
+    format!("{app}-{stage}-{logical}-r")
+}
+
+/// The execution role shared by every function of a stage: `{app}-{stage}-exec`.
+pub fn role_name(app: &str, stage: &str) -> String {
+    format!("{app}-{stage}-exec")
+}
+
+/// The prefix every function name of a stage starts with. A prefix match is only a first filter:
+/// `represent-dev-` is also a prefix of `represent-dev-2-x`, so observation trusts tags.
+pub fn function_prefix(app: &str, stage: &str) -> String {
+    format!("{app}-{stage}-")
+}
+
+/// The name of a role from its ARN (`arn:aws:iam::1:role/path/name` -> `name`).
+pub fn role_name_from_arn(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}

@@ -1,0 +1,513 @@
+//! The planner: a pure comparison of desired and actual state, printable like `terraform plan`.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::desired::{Desired, DesiredFunction, DesiredRole};
+use crate::names;
+use crate::observe::{Actual, ActualFunction, ActualRole};
+
+/// What apply does to one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    NoOp,
+    Create,
+    UpdateCode,
+    UpdateConfiguration,
+    UpdateCodeAndConfiguration,
+    /// Only for the role: attach, detach, put or delete policies.
+    Update,
+    /// Create the function anew under the other slot name, then delete the old one.
+    Replace,
+    Delete,
+}
+
+impl Action {
+    fn symbol(self) -> &'static str {
+        match self {
+            Action::NoOp => "   ",
+            Action::Create => "  +",
+            Action::UpdateCode
+            | Action::UpdateConfiguration
+            | Action::UpdateCodeAndConfiguration
+            | Action::Update => "  ~",
+            Action::Replace => "-/+",
+            Action::Delete => "  -",
+        }
+    }
+
+    fn verb(self) -> &'static str {
+        match self {
+            Action::NoOp => "no-op",
+            Action::Create => "create",
+            Action::UpdateCode
+            | Action::UpdateConfiguration
+            | Action::UpdateCodeAndConfiguration
+            | Action::Update => "update",
+            Action::Replace => "replace",
+            Action::Delete => "delete",
+        }
+    }
+}
+
+/// The kind of AWS resource a change is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceKind {
+    Function,
+    Role,
+}
+
+/// The policy changes a role needs; apply reads the documents from the desired state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RoleDiff {
+    pub attach: Vec<String>,
+    pub detach: Vec<String>,
+    /// Inline policy names to put (new or changed).
+    pub put: Vec<String>,
+    /// Inline policy names to delete.
+    pub delete: Vec<String>,
+}
+
+/// One planned change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// `function represent-dev-representatives` or `role represent-dev-exec`.
+    pub resource: String,
+    pub kind: ResourceKind,
+    pub logical: Option<String>,
+    /// The physical name the action targets (on `Replace`, the new function).
+    pub name: String,
+    pub action: Action,
+    pub reason: String,
+    pub details: Vec<String>,
+    /// On `Replace`, the function that is deleted once the new one is active.
+    pub replaces: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role_diff: Option<RoleDiff>,
+}
+
+/// Everything a deploy or destroy would do to a stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub app: String,
+    pub stage: String,
+    pub changes: Vec<Change>,
+    /// The execution role's ARN as observed, which apply needs for functions when the role
+    /// itself is not created in this run.
+    pub role_arn: Option<String>,
+}
+
+/// Counts of a plan's changes by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub replace: usize,
+    pub delete: usize,
+    pub unchanged: usize,
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        self.changes.iter().any(|c| c.action != Action::NoOp)
+    }
+
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for c in &self.changes {
+            match c.action {
+                Action::NoOp => s.unchanged += 1,
+                Action::Create => s.create += 1,
+                Action::Replace => s.replace += 1,
+                Action::Delete => s.delete += 1,
+                Action::UpdateCode
+                | Action::UpdateConfiguration
+                | Action::UpdateCodeAndConfiguration
+                | Action::Update => s.update += 1,
+            }
+        }
+        s
+    }
+}
+
+/// Renders like `terraform plan`: one line per resource, its details indented below, then a
+/// summary line. The text ends with a newline, so `print!("{plan}")` leaves the cursor clean.
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in &self.changes {
+            writeln!(
+                f,
+                "{} {:<7} {}  ({})",
+                c.action.symbol(),
+                c.action.verb(),
+                c.resource,
+                c.reason
+            )?;
+            for d in &c.details {
+                writeln!(f, "        {d}")?;
+            }
+        }
+        if !self.changes.is_empty() {
+            writeln!(f)?;
+        }
+        if self.has_changes() {
+            let s = self.summary();
+            writeln!(
+                f,
+                "Plan: {} to create, {} to update, {} to replace, {} to delete, {} unchanged.",
+                s.create, s.update, s.replace, s.delete, s.unchanged
+            )
+        } else {
+            writeln!(f, "No changes. The stage is up to date.")
+        }
+    }
+}
+
+/// The first characters of a `CodeSha256`, enough to tell two revisions apart in a plan.
+fn short(sha: &str) -> String {
+    let head: String = sha.chars().take(8).collect();
+    if head.is_empty() {
+        "none".to_string()
+    } else {
+        format!("{head}…")
+    }
+}
+
+fn function_change(name: &str, logical: Option<&str>, action: Action, reason: String) -> Change {
+    Change {
+        resource: format!("function {name}"),
+        kind: ResourceKind::Function,
+        logical: logical.map(str::to_string),
+        name: name.to_string(),
+        action,
+        reason,
+        details: Vec::new(),
+        replaces: None,
+        role_diff: None,
+    }
+}
+
+fn role_change(name: &str, action: Action, reason: &str, diff: Option<RoleDiff>) -> Change {
+    let details = diff.as_ref().map(role_details).unwrap_or_default();
+    Change {
+        resource: format!("role {name}"),
+        kind: ResourceKind::Role,
+        logical: None,
+        name: name.to_string(),
+        action,
+        reason: reason.to_string(),
+        details,
+        replaces: None,
+        role_diff: diff,
+    }
+}
+
+fn role_details(d: &RoleDiff) -> Vec<String> {
+    let mut out = Vec::new();
+    out.extend(d.attach.iter().map(|p| format!("attach policy {p}")));
+    out.extend(d.detach.iter().map(|p| format!("detach policy {p}")));
+    out.extend(d.put.iter().map(|p| format!("put inline policy {p}")));
+    out.extend(d.delete.iter().map(|p| format!("delete inline policy {p}")));
+    out
+}
+
+/// Two policy documents are the same if they parse to the same JSON, whatever IAM did to
+/// their whitespace.
+fn same_document(a: &str, b: &str) -> bool {
+    match (
+        serde_json::from_str::<serde_json::Value>(a),
+        serde_json::from_str::<serde_json::Value>(b),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+fn plan_role(desired: &DesiredRole, actual: Option<&ActualRole>) -> Change {
+    let Some(actual) = actual else {
+        let diff = RoleDiff {
+            attach: desired.managed_policies.clone(),
+            put: desired.inline_policies.keys().cloned().collect(),
+            ..RoleDiff::default()
+        };
+        return role_change(
+            &desired.name,
+            Action::Create,
+            "not deployed yet",
+            Some(diff),
+        );
+    };
+    let want: BTreeSet<&String> = desired.managed_policies.iter().collect();
+    let have: BTreeSet<&String> = actual.managed_policies.iter().collect();
+    let diff = RoleDiff {
+        attach: want.difference(&have).map(|s| s.to_string()).collect(),
+        detach: have.difference(&want).map(|s| s.to_string()).collect(),
+        put: desired
+            .inline_policies
+            .iter()
+            .filter(|(name, doc)| {
+                actual
+                    .inline_policies
+                    .get(*name)
+                    .is_none_or(|have| !same_document(have, doc))
+            })
+            .map(|(name, _)| name.clone())
+            .collect(),
+        delete: actual
+            .inline_policies
+            .keys()
+            .filter(|name| !desired.inline_policies.contains_key(*name))
+            .cloned()
+            .collect(),
+    };
+    if diff == RoleDiff::default() {
+        role_change(&desired.name, Action::NoOp, "up to date", None)
+    } else {
+        role_change(
+            &desired.name,
+            Action::Update,
+            "policies changed",
+            Some(diff),
+        )
+    }
+}
+
+/// Compares one function with what is deployed: code (and architecture, which Lambda changes
+/// together with the code) versus configuration.
+fn diff_function(
+    desired: &DesiredFunction,
+    role_name: &str,
+    actual: &ActualFunction,
+) -> (Action, String, Vec<String>) {
+    let mut code = Vec::new();
+    let mut config = Vec::new();
+    if desired.code_sha256 != actual.code_sha256 {
+        code.push(format!(
+            "code {} -> {}",
+            short(&actual.code_sha256),
+            short(&desired.code_sha256)
+        ));
+    }
+    if desired.architecture != actual.architecture {
+        code.push(format!(
+            "architecture {} -> {}",
+            actual.architecture, desired.architecture
+        ));
+    }
+    let mut field = |what: &str, have: String, want: String| {
+        if have != want {
+            config.push(format!("{what} {have} -> {want}"));
+        }
+    };
+    field(
+        "memory",
+        actual.memory_mb.to_string(),
+        desired.memory_mb.to_string(),
+    );
+    field(
+        "timeout",
+        actual.timeout_s.to_string(),
+        desired.timeout_s.to_string(),
+    );
+    field("runtime", actual.runtime.clone(), desired.runtime.clone());
+    field("handler", actual.handler.clone(), desired.handler.clone());
+    field(
+        "role",
+        names::role_name_from_arn(&actual.role_arn).to_string(),
+        role_name.to_string(),
+    );
+    field(
+        "log format",
+        actual.log_format.to_string(),
+        desired.log_format.to_string(),
+    );
+    field(
+        "description",
+        format!("{:?}", actual.description),
+        format!("{:?}", desired.description),
+    );
+    // Values are not printed: environment variables often hold secrets.
+    for (k, v) in &desired.environment {
+        match actual.environment.get(k) {
+            None => config.push(format!("environment {k} added")),
+            Some(have) if have != v => config.push(format!("environment {k} changed")),
+            Some(_) => {}
+        }
+    }
+    for k in actual.environment.keys() {
+        if !desired.environment.contains_key(k) {
+            config.push(format!("environment {k} removed"));
+        }
+    }
+
+    let code_reason = if desired.code_sha256 != actual.code_sha256 {
+        format!(
+            "code changed ({} -> {})",
+            short(&actual.code_sha256),
+            short(&desired.code_sha256)
+        )
+    } else {
+        "architecture changed".to_string()
+    };
+    let (action, reason) = match (code.is_empty(), config.is_empty()) {
+        (true, true) => (Action::NoOp, "up to date".to_string()),
+        (false, true) => (Action::UpdateCode, code_reason),
+        (true, false) => (
+            Action::UpdateConfiguration,
+            "configuration changed".to_string(),
+        ),
+        (false, false) => (
+            Action::UpdateCodeAndConfiguration,
+            format!("{code_reason}; configuration changed"),
+        ),
+    };
+    code.extend(config);
+    (action, reason, code)
+}
+
+/// The name of the other slot of a logical function.
+fn other_slot(desired: &Desired, logical: &str, name: &str) -> String {
+    let primary = names::function_name(&desired.app, &desired.stage, logical);
+    if name == primary {
+        names::replacement_name(&desired.app, &desired.stage, logical)
+    } else {
+        primary
+    }
+}
+
+/// Compares desired and actual state. Pure: no IO, so every decision can be printed and tested.
+pub fn plan(desired: &Desired, actual: &Actual) -> Plan {
+    let mut changes = vec![plan_role(&desired.role, actual.role.as_ref())];
+    let mut leftovers = Vec::new();
+
+    for d in &desired.functions {
+        let mut mine: Vec<&ActualFunction> = actual
+            .functions
+            .iter()
+            .filter(|a| a.logical.as_deref() == Some(d.logical.as_str()))
+            .collect();
+        // Prefer the usual slot, so an interrupted replace settles back on the expected name
+        // when both functions would do.
+        mine.sort_by_key(|a| (a.name != d.name, a.name.clone()));
+        let keep = mine.iter().position(|a| a.tenancy == d.tenancy);
+        match keep {
+            Some(i) => {
+                let kept = mine.remove(i);
+                let (action, reason, details) = diff_function(d, &desired.role.name, kept);
+                let mut c = function_change(&kept.name, Some(&d.logical), action, reason);
+                c.details = details;
+                changes.push(c);
+                for other in mine {
+                    leftovers.push(function_change(
+                        &other.name,
+                        Some(&d.logical),
+                        Action::Delete,
+                        format!(
+                            "left over from an interrupted replace; {} is kept",
+                            kept.name
+                        ),
+                    ));
+                }
+            }
+            None if !mine.is_empty() => {
+                let old = mine.remove(0);
+                let new_name = other_slot(desired, &d.logical, &old.name);
+                let mut c = function_change(
+                    &new_name,
+                    Some(&d.logical),
+                    Action::Replace,
+                    format!(
+                        "tenancy {} -> {} (immutable after creation)",
+                        old.tenancy, d.tenancy
+                    ),
+                );
+                c.details = vec![format!("replaces {}", old.name)];
+                c.replaces = Some(old.name.clone());
+                changes.push(c);
+                for other in mine {
+                    leftovers.push(function_change(
+                        &other.name,
+                        Some(&d.logical),
+                        Action::Delete,
+                        format!("left over from an interrupted replace; {new_name} replaces it"),
+                    ));
+                }
+            }
+            None => changes.push(function_change(
+                &d.name,
+                Some(&d.logical),
+                Action::Create,
+                "not deployed yet".to_string(),
+            )),
+        }
+    }
+    changes.extend(leftovers);
+
+    let wanted: BTreeSet<&str> = desired
+        .functions
+        .iter()
+        .map(|f| f.logical.as_str())
+        .collect();
+    let mut pruned: Vec<Change> = actual
+        .functions
+        .iter()
+        .filter(|a| a.logical.as_deref().is_none_or(|l| !wanted.contains(l)))
+        .map(|a| {
+            function_change(
+                &a.name,
+                a.logical.as_deref(),
+                Action::Delete,
+                "no longer in the stack".to_string(),
+            )
+        })
+        .collect();
+    pruned.sort_by(|a, b| a.name.cmp(&b.name));
+    changes.extend(pruned);
+
+    Plan {
+        app: desired.app.clone(),
+        stage: desired.stage.clone(),
+        changes,
+        role_arn: actual.role.as_ref().map(|r| r.arn.clone()),
+    }
+}
+
+/// Everything a stage has, to be deleted: functions first, then the role they run as.
+pub fn plan_destroy(actual: &Actual, app: &str, stage: &str) -> Plan {
+    let mut changes: Vec<Change> = actual
+        .functions
+        .iter()
+        .map(|a| {
+            function_change(
+                &a.name,
+                a.logical.as_deref(),
+                Action::Delete,
+                "destroying the stage".to_string(),
+            )
+        })
+        .collect();
+    changes.sort_by(|a, b| a.name.cmp(&b.name));
+    if let Some(role) = &actual.role {
+        let diff = RoleDiff {
+            detach: role.managed_policies.clone(),
+            delete: role.inline_policies.keys().cloned().collect(),
+            ..RoleDiff::default()
+        };
+        changes.push(role_change(
+            &role.name,
+            Action::Delete,
+            "destroying the stage",
+            Some(diff),
+        ));
+    }
+    Plan {
+        app: app.to_string(),
+        stage: stage.to_string(),
+        changes,
+        role_arn: actual.role.as_ref().map(|r| r.arn.clone()),
+    }
+}

@@ -1,0 +1,10 @@
+//! The deployer's integration tests: one binary, one module per area.
+
+mod apply;
+mod build;
+mod invoke;
+mod observe;
+mod package;
+mod plan;
+mod support;
+mod validate;

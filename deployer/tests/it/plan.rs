@@ -1,0 +1,297 @@
+//! The planner, data-driven: (desired, actual) -> the plan a user reads.
+
+use deployer::{Actual, Architecture, Desired, LogFormat, Role, Tenancy, plan, plan_destroy};
+
+use super::support::{self, BASIC, deployed, deployed_as, desired, up_to_date};
+
+#[track_caller]
+fn check(desired: &Desired, actual: &Actual, expected: &str) {
+    let rendered = plan(desired, actual).to_string();
+    assert_eq!(
+        rendered.trim_end(),
+        expected.trim_end(),
+        "\n--- rendered ---\n{rendered}\n--- expected ---\n{expected}"
+    );
+}
+
+fn short(sha: &str) -> String {
+    format!("{}…", &sha[..8])
+}
+
+#[test]
+fn empty_stage_creates_everything() {
+    check(
+        &desired(),
+        &Actual::default(),
+        &format!(
+            "  + create  role represent-dev-exec  (not deployed yet)
+        attach policy {BASIC}
+  + create  function represent-dev-representatives  (not deployed yet)
+  + create  function represent-dev-counties  (not deployed yet)
+
+Plan: 3 to create, 0 to update, 0 to replace, 0 to delete, 0 unchanged."
+        ),
+    );
+}
+
+#[test]
+fn unchanged_stage_is_all_no_op() {
+    let d = desired();
+    check(
+        &d,
+        &up_to_date(&d),
+        "    no-op   role represent-dev-exec  (up to date)
+    no-op   function represent-dev-representatives  (up to date)
+    no-op   function represent-dev-counties  (up to date)
+
+No changes. The stage is up to date.",
+    );
+    assert!(!plan(&d, &up_to_date(&d)).has_changes());
+}
+
+#[test]
+fn new_code_is_an_update_of_code_only() {
+    let old = desired();
+    let new = support::desired_of(&support::app(), "v2");
+    let mut actual = up_to_date(&new);
+    actual.functions[0] = deployed(&old, "representatives");
+    let (from, to) = (
+        short(&old.functions[0].code_sha256),
+        short(&new.functions[0].code_sha256),
+    );
+    check(
+        &new,
+        &actual,
+        &format!(
+            "    no-op   role represent-dev-exec  (up to date)
+  ~ update  function represent-dev-representatives  (code changed ({from} -> {to}))
+        code {from} -> {to}
+    no-op   function represent-dev-counties  (up to date)
+
+Plan: 0 to create, 1 to update, 0 to replace, 0 to delete, 2 unchanged."
+        ),
+    );
+    let p = plan(&new, &actual);
+    assert_eq!(p.changes[1].action, deployer::Action::UpdateCode);
+}
+
+#[test]
+fn architecture_change_goes_with_the_code() {
+    let d = desired();
+    let mut actual = up_to_date(&d);
+    actual.functions[1].architecture = Architecture::X86_64;
+    check(
+        &d,
+        &actual,
+        "    no-op   role represent-dev-exec  (up to date)
+    no-op   function represent-dev-representatives  (up to date)
+  ~ update  function represent-dev-counties  (architecture changed)
+        architecture x86_64 -> arm64
+
+Plan: 0 to create, 1 to update, 0 to replace, 0 to delete, 2 unchanged.",
+    );
+}
+
+#[test]
+fn configuration_change_lists_every_difference() {
+    let d = desired();
+    let mut actual = up_to_date(&d);
+    let counties = &mut actual.functions[1];
+    counties.memory_mb = 512;
+    counties.log_format = LogFormat::Text;
+    counties.description = "old".to_string();
+    counties
+        .environment
+        .insert("OLD".to_string(), "1".to_string());
+    counties.role_arn = "arn:aws:iam::123456789012:role/handmade".to_string();
+    let reps = &mut actual.functions[0];
+    reps.environment
+        .insert("TABLE".to_string(), "other".to_string());
+    check(
+        &d,
+        &actual,
+        r#"    no-op   role represent-dev-exec  (up to date)
+  ~ update  function represent-dev-representatives  (configuration changed)
+        environment TABLE changed
+  ~ update  function represent-dev-counties  (configuration changed)
+        memory 512 -> 128
+        role handmade -> represent-dev-exec
+        log format Text -> JSON
+        description "old" -> ""
+        environment OLD removed
+
+Plan: 0 to create, 2 to update, 0 to replace, 0 to delete, 1 unchanged."#,
+    );
+}
+
+#[test]
+fn code_and_configuration_change_together() {
+    let old = desired();
+    let new = support::desired_of(&support::app(), "v2");
+    let mut actual = up_to_date(&new);
+    actual.functions[1] = deployed(&old, "counties");
+    actual.functions[1].timeout_s = 30;
+    let (from, to) = (
+        short(&old.functions[1].code_sha256),
+        short(&new.functions[1].code_sha256),
+    );
+    check(
+        &new,
+        &actual,
+        &format!(
+            "    no-op   role represent-dev-exec  (up to date)
+    no-op   function represent-dev-representatives  (up to date)
+  ~ update  function represent-dev-counties  (code changed ({from} -> {to}); configuration changed)
+        code {from} -> {to}
+        timeout 30 -> 3
+
+Plan: 0 to create, 1 to update, 0 to replace, 0 to delete, 2 unchanged."
+        ),
+    );
+}
+
+#[test]
+fn tenancy_change_replaces_into_the_other_slot() {
+    let d = desired();
+    let mut actual = up_to_date(&d);
+    actual.functions[0].tenancy = Tenancy::Shared;
+    check(
+        &d,
+        &actual,
+        "    no-op   role represent-dev-exec  (up to date)
+-/+ replace function represent-dev-representatives-r  (tenancy Shared -> PerTenant (immutable after creation))
+        replaces represent-dev-representatives
+    no-op   function represent-dev-counties  (up to date)
+
+Plan: 0 to create, 0 to update, 1 to replace, 0 to delete, 2 unchanged.",
+    );
+
+    // The next replacement moves back to the usual name.
+    let mut actual = up_to_date(&d);
+    actual.functions[1] = deployed_as(&d, "counties", "represent-dev-counties-r");
+    actual.functions[1].tenancy = Tenancy::PerTenant;
+    let p = plan(&d, &actual);
+    let c = &p.changes[2];
+    assert_eq!(c.action, deployer::Action::Replace);
+    assert_eq!(c.name, "represent-dev-counties");
+    assert_eq!(c.replaces.as_deref(), Some("represent-dev-counties-r"));
+}
+
+#[test]
+fn functions_no_longer_in_the_stack_are_deleted() {
+    let d = desired();
+    let mut actual = up_to_date(&d);
+    let mut old = deployed(&d, "counties");
+    old.name = "represent-dev-old".to_string();
+    old.logical = Some("old".to_string());
+    let mut untagged = deployed(&d, "counties");
+    untagged.name = "represent-dev-mystery".to_string();
+    untagged.logical = None;
+    actual.functions.push(untagged);
+    actual.functions.push(old);
+    check(
+        &d,
+        &actual,
+        "    no-op   role represent-dev-exec  (up to date)
+    no-op   function represent-dev-representatives  (up to date)
+    no-op   function represent-dev-counties  (up to date)
+  - delete  function represent-dev-mystery  (no longer in the stack)
+  - delete  function represent-dev-old  (no longer in the stack)
+
+Plan: 0 to create, 0 to update, 0 to replace, 2 to delete, 3 unchanged.",
+    );
+}
+
+#[test]
+fn interrupted_replace_keeps_the_compatible_function() {
+    let d = desired();
+    let mut actual = up_to_date(&d);
+    // The replacement was created, but the run stopped before the old function was deleted.
+    actual.functions[0].tenancy = Tenancy::Shared;
+    actual.functions.push(deployed_as(
+        &d,
+        "representatives",
+        "represent-dev-representatives-r",
+    ));
+    check(
+        &d,
+        &actual,
+        "    no-op   role represent-dev-exec  (up to date)
+    no-op   function represent-dev-representatives-r  (up to date)
+    no-op   function represent-dev-counties  (up to date)
+  - delete  function represent-dev-representatives  (left over from an interrupted replace; represent-dev-representatives-r is kept)
+
+Plan: 0 to create, 0 to update, 0 to replace, 1 to delete, 3 unchanged.",
+    );
+}
+
+#[test]
+fn role_policy_changes_are_an_update() {
+    let app = support::app().role(
+        Role::lambda_basic().inline_policy("tables", r#"{"Version":"2012-10-17","Statement":[]}"#),
+    );
+    let d = support::desired_of(&app, "v1");
+    let mut actual = up_to_date(&d);
+    let role = actual.role.as_mut().expect("role");
+    role.managed_policies
+        .push("arn:aws:iam::aws:policy/ReadOnlyAccess".to_string());
+    role.inline_policies
+        .insert("stale".to_string(), "{}".to_string());
+    check(
+        &d,
+        &actual,
+        "  ~ update  role represent-dev-exec  (policies changed)
+        detach policy arn:aws:iam::aws:policy/ReadOnlyAccess
+        put inline policy tables
+        delete inline policy stale
+    no-op   function represent-dev-representatives  (up to date)
+    no-op   function represent-dev-counties  (up to date)
+
+Plan: 0 to create, 1 to update, 0 to replace, 0 to delete, 2 unchanged.",
+    );
+
+    // The same document, reformatted by IAM, is not a change.
+    let role = actual.role.as_mut().expect("role");
+    role.managed_policies.pop();
+    role.inline_policies.clear();
+    role.inline_policies.insert(
+        "tables".to_string(),
+        "{\n  \"Version\": \"2012-10-17\",\n  \"Statement\": []\n}".to_string(),
+    );
+    assert!(!plan(&d, &actual).has_changes(), "{}", plan(&d, &actual));
+}
+
+#[test]
+fn destroy_deletes_functions_then_the_role() {
+    let d = desired();
+    let p = plan_destroy(&up_to_date(&d), "represent", "dev");
+    assert_eq!(
+        p.to_string(),
+        format!(
+            "  - delete  function represent-dev-counties  (destroying the stage)
+  - delete  function represent-dev-representatives  (destroying the stage)
+  - delete  role represent-dev-exec  (destroying the stage)
+        detach policy {BASIC}
+
+Plan: 0 to create, 0 to update, 0 to replace, 3 to delete, 0 unchanged.\n"
+        )
+    );
+    assert_eq!(
+        plan_destroy(&Actual::default(), "represent", "dev").to_string(),
+        "No changes. The stage is up to date.\n"
+    );
+}
+
+#[test]
+fn plan_serializes_with_snake_case_actions() {
+    let d = desired();
+    let json = serde_json::to_value(plan(&d, &Actual::default())).expect("serializable");
+    assert_eq!(json["changes"][1]["action"], "create");
+    assert_eq!(json["changes"][1]["kind"], "function");
+    assert_eq!(json["changes"][1]["name"], "represent-dev-representatives");
+    let s = plan(&d, &Actual::default()).summary();
+    assert_eq!(
+        (s.create, s.update, s.replace, s.delete, s.unchanged),
+        (3, 0, 0, 0, 0)
+    );
+}

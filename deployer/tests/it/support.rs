@@ -1,0 +1,211 @@
+//! Fixtures shared by the tests: a small stack, its desired state, deployed copies of it, and
+//! mocked SDK clients.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use aws_sdk_lambda::types::{
+    Architecture as SdkArchitecture, EnvironmentResponse, FunctionConfiguration, LastUpdateStatus,
+    LogFormat as SdkLogFormat, LoggingConfig, Runtime, State, TenancyConfig, TenantIsolationMode,
+};
+use aws_smithy_mocks::{Rule, RuleMode, mock_client};
+use deployer::desired::function_tags;
+use deployer::{
+    Actual, ActualFunction, ActualRole, App, ApplyOptions, Architecture, Clients, Desired,
+    Function, LogFormat, Package, Stage, Tenancy, package_bootstrap,
+};
+
+pub const ACCOUNT: &str = "123456789012";
+pub const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/represent-dev-exec";
+pub const BASIC: &str = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
+
+/// The Represent app in miniature: one per-tenant function and one shared function.
+pub fn app() -> App {
+    App::new("represent")
+        .function(
+            Function::new("representatives")
+                .per_tenant()
+                .memory(256)
+                .timeout(10)
+                .env("TABLE", "reps")
+                .description("Who represents me"),
+        )
+        .function(Function::new("counties"))
+        .stage(Stage::aws("dev").region("us-east-1"))
+}
+
+/// Packages for every binary of `app`, with `revision` mixed into the "binary" so that a new
+/// revision means new code.
+pub fn packages(app: &App, revision: &str) -> BTreeMap<String, Package> {
+    app.functions
+        .iter()
+        .map(|f| {
+            let binary = format!("ELF {} {revision}", f.bin);
+            (f.bin.clone(), package_bootstrap(binary.as_bytes()))
+        })
+        .collect()
+}
+
+pub fn desired_of(app: &App, revision: &str) -> Desired {
+    deployer::desired(app, "dev", &packages(app, revision)).expect("fixture stack is valid")
+}
+
+pub fn desired() -> Desired {
+    desired_of(&app(), "v1")
+}
+
+/// A function deployed exactly as desired, under `name`.
+pub fn deployed_as(d: &Desired, logical: &str, name: &str) -> ActualFunction {
+    let f = d.find_function(logical).expect("logical exists");
+    ActualFunction {
+        name: name.to_string(),
+        arn: format!("arn:aws:lambda:us-east-1:{ACCOUNT}:function:{name}"),
+        logical: Some(logical.to_string()),
+        code_sha256: f.code_sha256.clone(),
+        memory_mb: f.memory_mb,
+        timeout_s: f.timeout_s,
+        architecture: f.architecture,
+        environment: f.environment.clone(),
+        description: f.description.clone(),
+        tenancy: f.tenancy,
+        log_format: f.log_format,
+        runtime: f.runtime.clone(),
+        handler: f.handler.clone(),
+        role_arn: ROLE_ARN.to_string(),
+        state: Some("Active".to_string()),
+        last_update_status: Some("Successful".to_string()),
+        tags: function_tags(&d.app, &d.stage, logical),
+    }
+}
+
+pub fn deployed(d: &Desired, logical: &str) -> ActualFunction {
+    let name = d
+        .find_function(logical)
+        .expect("logical exists")
+        .name
+        .clone();
+    deployed_as(d, logical, &name)
+}
+
+pub fn deployed_role() -> ActualRole {
+    ActualRole {
+        name: "represent-dev-exec".to_string(),
+        arn: ROLE_ARN.to_string(),
+        managed_policies: vec![BASIC.to_string()],
+        inline_policies: BTreeMap::new(),
+        tags: BTreeMap::new(),
+    }
+}
+
+/// The stage exactly as desired.
+pub fn up_to_date(d: &Desired) -> Actual {
+    Actual {
+        role: Some(deployed_role()),
+        functions: d
+            .functions
+            .iter()
+            .map(|f| deployed(d, &f.logical))
+            .collect(),
+    }
+}
+
+/// What Lambda would answer for a deployed function.
+pub fn sdk_configuration(a: &ActualFunction) -> FunctionConfiguration {
+    FunctionConfiguration::builder()
+        .function_name(&a.name)
+        .function_arn(&a.arn)
+        .code_sha256(&a.code_sha256)
+        .memory_size(a.memory_mb as i32)
+        .timeout(a.timeout_s as i32)
+        .architectures(match a.architecture {
+            Architecture::Arm64 => SdkArchitecture::Arm64,
+            Architecture::X86_64 => SdkArchitecture::X8664,
+        })
+        .environment(
+            EnvironmentResponse::builder()
+                .set_variables(Some(a.environment.clone().into_iter().collect()))
+                .build(),
+        )
+        .description(&a.description)
+        .set_tenancy_config(match a.tenancy {
+            Tenancy::PerTenant => Some(
+                TenancyConfig::builder()
+                    .tenant_isolation_mode(TenantIsolationMode::PerTenant)
+                    .build()
+                    .expect("mode set"),
+            ),
+            Tenancy::Shared => None,
+        })
+        .logging_config(
+            LoggingConfig::builder()
+                .log_format(match a.log_format {
+                    LogFormat::Json => SdkLogFormat::Json,
+                    LogFormat::Text => SdkLogFormat::Text,
+                })
+                .build(),
+        )
+        .runtime(Runtime::from(a.runtime.as_str()))
+        .handler(&a.handler)
+        .role(&a.role_arn)
+        .state(State::Active)
+        .last_update_status(LastUpdateStatus::Successful)
+        .build()
+}
+
+/// A GetFunction answer with the given state and update status.
+pub fn status(name: &str, state: State, update: LastUpdateStatus) -> FunctionConfiguration {
+    FunctionConfiguration::builder()
+        .function_name(name)
+        .state(state)
+        .last_update_status(update)
+        .build()
+}
+
+/// Mocked clients. Strict: a call no rule matches panics and fails the test. The SDK's own
+/// retries are off so that every attempt the deployer makes is one rule call.
+pub fn clients(lambda: &[&Rule], iam: &[&Rule]) -> Clients {
+    Clients {
+        lambda: mock_client!(aws_sdk_lambda, RuleMode::MatchAny, lambda, |c| c
+            .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())),
+        iam: mock_client!(aws_sdk_iam, RuleMode::MatchAny, iam, |c| c
+            .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled())),
+    }
+}
+
+/// Fast bounds so retry and wait tests take milliseconds.
+pub fn fast() -> ApplyOptions {
+    ApplyOptions {
+        max_attempts: 5,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(2),
+        wait_timeout: Duration::from_secs(30),
+        poll_interval: Duration::from_millis(1),
+    }
+}
+
+/// Collects progress lines so tests can check the order of steps.
+#[derive(Default)]
+pub struct Progress(pub Mutex<Vec<String>>);
+
+impl Progress {
+    pub fn log(&self, line: &str) {
+        self.0.lock().expect("progress lock").push(line.to_string());
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().expect("progress lock").clone()
+    }
+}
+
+/// The execution role as IAM returns it.
+pub fn iam_role() -> aws_sdk_iam::types::Role {
+    aws_sdk_iam::types::Role::builder()
+        .path("/")
+        .role_name("represent-dev-exec")
+        .role_id("AROAEXAMPLE")
+        .arn(ROLE_ARN)
+        .create_date(aws_smithy_types::DateTime::from_secs(0))
+        .build()
+        .expect("all required fields set")
+}
