@@ -1,0 +1,166 @@
+//! Deploying the Represent stack to the emulator: first deploy, no-op redeploy, code update,
+//! tenancy replacement and destroy, observed through the same SDK a user's AWS account would see.
+
+use deployer::plan::Action;
+use deployer::stack::Tenancy;
+
+use crate::support::{self, changed_package, deploy, emulator, invoke, packages};
+
+const STAGE: &str = "dev";
+
+fn actions(plan: &deployer::plan::Plan) -> Vec<(String, Action)> {
+    plan.changes
+        .iter()
+        .map(|c| (c.resource.clone(), c.action))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_invoke_redeploy_update_and_destroy() {
+    let stage = emulator().await;
+    let app = xtask::stack::represent();
+    let packages = packages();
+
+    // First deploy: the role and every function are created, in tenant isolation mode.
+    let (plan, report) = deploy(&stage, &app, STAGE, &packages).await;
+    assert!(plan.has_changes());
+    assert!(
+        actions(&plan).iter().all(|(_, action)| *action == Action::Create),
+        "{plan}"
+    );
+    assert!(report.mutating_calls > 0);
+    let config = stage
+        .lambda
+        .get_function_configuration()
+        .function_name("represent-dev-representatives")
+        .send()
+        .await
+        .expect("function exists under its stage name");
+    assert_eq!(
+        config
+            .tenancy_config()
+            .map(|t| t.tenant_isolation_mode().as_str()),
+        Some("PER_TENANT")
+    );
+    assert_eq!(
+        config.code_sha256(),
+        Some(packages["representatives"].code_sha256.as_str()),
+        "Lambda's CodeSha256 is the package's"
+    );
+
+    // Each tenant is answered as itself by the real binary.
+    let tx = invoke(&stage, &app, STAGE, "representatives", Some("TX")).await;
+    assert_eq!(tx["tenant"], "TX");
+    let ca = invoke(&stage, &app, STAGE, "representatives", Some("CA")).await;
+    assert_eq!(ca["tenant"], "CA");
+
+    // Nothing changed: nothing is sent.
+    let (plan, report) = deploy(&stage, &app, STAGE, &packages).await;
+    assert!(!plan.has_changes(), "{plan}");
+    assert_eq!(report.mutating_calls, 0);
+
+    // A code change uploads the code and touches nothing else.
+    let mut changed = packages.clone();
+    changed.insert("representatives".into(), changed_package("representatives"));
+    let (plan, _) = deploy(&stage, &app, STAGE, &changed).await;
+    assert_eq!(
+        actions(&plan)
+            .iter()
+            .filter(|(_, a)| *a != Action::NoOp)
+            .cloned()
+            .collect::<Vec<_>>(),
+        vec![(
+            "function represent-dev-representatives".to_string(),
+            Action::UpdateCode
+        )],
+        "{plan}"
+    );
+    let config = stage
+        .lambda
+        .get_function_configuration()
+        .function_name("represent-dev-representatives")
+        .send()
+        .await
+        .expect("function still there");
+    assert_eq!(
+        config.code_sha256(),
+        Some(changed["representatives"].code_sha256.as_str())
+    );
+    let tx = invoke(&stage, &app, STAGE, "representatives", Some("TX")).await;
+    assert_eq!(tx["tenant"], "TX", "the new code answers");
+
+    // Destroy removes every function and the role of the stage.
+    let actual = deployer::observe::observe(&stage.clients, &app.name, STAGE)
+        .await
+        .expect("observe");
+    let plan = deployer::plan::plan_destroy(&actual, &app.name, STAGE);
+    deployer::apply::destroy(&stage.clients, &plan, &support::options(), &|_| {})
+        .await
+        .expect("destroy");
+    let left = stage.lambda.list_functions().send().await.expect("list");
+    assert!(left.functions().is_empty(), "{:?}", left.functions());
+    let role = stage
+        .iam
+        .get_role()
+        .role_name("represent-dev-exec")
+        .send()
+        .await;
+    assert!(
+        role.as_ref()
+            .err()
+            .and_then(|e| e.as_service_error())
+            .is_some_and(|e| e.is_no_such_entity_exception()),
+        "the role is gone: {role:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenancy_change_replaces_the_function_without_a_gap() {
+    let stage = emulator().await;
+    let packages = packages();
+    let mut app = xtask::stack::represent();
+    for function in &mut app.functions {
+        function.tenancy = Tenancy::Shared;
+    }
+    deploy(&stage, &app, STAGE, &packages).await;
+    let before = stage
+        .lambda
+        .get_function_configuration()
+        .function_name("represent-dev-representatives")
+        .send()
+        .await
+        .expect("deployed");
+    assert!(before.tenancy_config().is_none());
+
+    // Back to the real stack: PER_TENANT cannot be switched on in place.
+    let app = xtask::stack::represent();
+    let (plan, _) = deploy(&stage, &app, STAGE, &packages).await;
+    let replace = plan
+        .changes
+        .iter()
+        .find(|c| c.action == Action::Replace)
+        .unwrap_or_else(|| panic!("a replace is planned:\n{plan}"));
+    assert!(replace.reason.contains("tenancy"), "{}", replace.reason);
+
+    let listed = stage.lambda.list_functions().send().await.expect("list");
+    let names: Vec<&str> = listed
+        .functions()
+        .iter()
+        .filter_map(|f| f.function_name())
+        .collect();
+    assert_eq!(names.len(), 1, "the old function is gone: {names:?}");
+    let config = &listed.functions()[0];
+    assert_eq!(
+        config
+            .tenancy_config()
+            .map(|t| t.tenant_isolation_mode().as_str()),
+        Some("PER_TENANT")
+    );
+    let tx = invoke(&stage, &app, STAGE, "representatives", Some("TX")).await;
+    assert_eq!(tx["tenant"], "TX");
+
+    // The replacement converged: the next deploy has nothing to do.
+    let (plan, report) = deploy(&stage, &app, STAGE, &packages).await;
+    assert!(!plan.has_changes(), "{plan}");
+    assert_eq!(report.mutating_calls, 0);
+}

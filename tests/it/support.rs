@@ -1,0 +1,140 @@
+//! Shared fixtures: the functions built once with cargo-lambda, an emulator on an ephemeral port,
+//! and a deploy helper that runs observe -> plan -> apply like `cargo xtask deploy`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use deployer::apply::{ApplyOptions, ApplyReport};
+use deployer::observe::Clients;
+use deployer::package::Package;
+use deployer::plan::Plan;
+use deployer::stack::{App, Architecture};
+
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the workspace")
+        .to_path_buf()
+}
+
+/// The stack's function binaries, built once per test run with the same single cargo-lambda
+/// invocation `cargo xtask deploy` uses (installing cargo-lambda into `.tools/` if needed).
+pub fn bootstraps() -> &'static BTreeMap<String, PathBuf> {
+    static BUILT: OnceLock<BTreeMap<String, PathBuf>> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = project_root();
+        let tool = deployer::tools::cargo_lambda(&root).expect("cargo-lambda is available");
+        let app = xtask::stack::represent();
+        let packages = app.functions.iter().map(|f| f.package.clone()).collect();
+        let request = deployer::build::BuildRequest {
+            workspace_root: &root,
+            cargo_lambda: &tool.command,
+            packages,
+            architecture: Architecture::host(),
+            envs: vec![("PATH".into(), tool.path_env())],
+        };
+        deployer::build::build(&request).expect("cargo lambda build succeeds")
+    })
+}
+
+/// Packages of every function of the stack, as a deploy makes them.
+pub fn packages() -> BTreeMap<String, Package> {
+    bootstraps()
+        .iter()
+        .map(|(bin, path)| {
+            let package = deployer::package::package_file(path).expect("bootstrap packages");
+            (bin.clone(), package)
+        })
+        .collect()
+}
+
+/// A package of `bin` whose code differs from the built one but still runs: bytes appended to
+/// an ELF file are ignored by the loader.
+pub fn changed_package(bin: &str) -> Package {
+    let mut binary = std::fs::read(&bootstraps()[bin]).expect("bootstrap readable");
+    binary.extend_from_slice(b"a code change");
+    deployer::package::package_bootstrap(&binary)
+}
+
+pub struct Stage {
+    _emulator: emulator::Emulator,
+    pub clients: Clients,
+    pub lambda: aws_sdk_lambda::Client,
+    pub iam: aws_sdk_iam::Client,
+    _state: tempfile::TempDir,
+}
+
+/// An emulator on an ephemeral loopback port with its own state, and clients pointed at it.
+pub async fn emulator() -> Stage {
+    let state = tempfile::tempdir().expect("temp dir");
+    let mut config = emulator::Config::new(state.path());
+    config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    let emulator = emulator::Emulator::start(config).await.expect("emulator starts");
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(emulator.endpoint())
+        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .load()
+        .await;
+    Stage {
+        _emulator: emulator,
+        clients: Clients::new(&sdk),
+        lambda: aws_sdk_lambda::Client::new(&sdk),
+        iam: aws_sdk_iam::Client::new(&sdk),
+        _state: state,
+    }
+}
+
+pub fn options() -> ApplyOptions {
+    ApplyOptions {
+        base_delay: Duration::from_millis(20),
+        poll_interval: Duration::from_millis(10),
+        ..ApplyOptions::default()
+    }
+}
+
+/// observe -> plan -> apply, returning the plan and what applying it did.
+pub async fn deploy(
+    stage: &Stage,
+    app: &App,
+    stage_name: &str,
+    packages: &BTreeMap<String, Package>,
+) -> (Plan, ApplyReport) {
+    let desired = deployer::desired::desired(app, stage_name, packages).expect("valid stack");
+    let actual = deployer::observe::observe(&stage.clients, &app.name, stage_name)
+        .await
+        .expect("observe");
+    let plan = deployer::plan::plan(&desired, &actual);
+    let report = deployer::apply::apply(&stage.clients, &desired, &plan, &options(), &|_| {})
+        .await
+        .expect("apply");
+    (plan, report)
+}
+
+/// Invokes the deployed function of `logical` as `tenant`, returning its JSON answer.
+pub async fn invoke(
+    stage: &Stage,
+    app: &App,
+    stage_name: &str,
+    logical: &str,
+    tenant: Option<&str>,
+) -> serde_json::Value {
+    let actual = deployer::observe::observe(&stage.clients, &app.name, stage_name)
+        .await
+        .expect("observe");
+    let function = actual
+        .functions
+        .iter()
+        .find(|f| f.logical.as_deref() == Some(logical))
+        .expect("function deployed");
+    let outcome = deployer::invoke::invoke(&stage.clients, &function.name, tenant, b"{}".to_vec(), false)
+        .await
+        .expect("invoke");
+    assert_eq!(outcome.function_error, None, "payload: {:?}", String::from_utf8_lossy(&outcome.payload));
+    serde_json::from_slice(&outcome.payload).expect("JSON answer")
+}

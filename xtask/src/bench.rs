@@ -1,0 +1,362 @@
+//! `cargo xtask bench emulator`: what a developer feels on the local emulator — cold start of a
+//! new tenant, warm latency, throughput, and what 1,000 tenants cost — printed as a table, with
+//! `cargo lambda watch` measured in the same run where the measure applies.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use aws_sdk_lambda::primitives::Blob;
+
+use crate::context;
+use crate::output::Progress;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Benchmark the emulator with the real `representatives` function
+    Emulator(EmulatorBench),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EmulatorBench {
+    /// Warm invokes measured for the latency percentiles
+    #[arg(long, default_value_t = 2000)]
+    pub warm: usize,
+    /// Distinct tenants invoked for the environment-cap measure
+    #[arg(long, default_value_t = 1000)]
+    pub tenants: usize,
+    /// The emulator's cap on execution environments during the run
+    #[arg(long, default_value_t = 64)]
+    pub max_environments: usize,
+    /// Skip the `cargo lambda watch` comparison (it compiles the function once more)
+    #[arg(long)]
+    pub no_watch: bool,
+}
+
+pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Emulator(args) => emulator(args).await,
+    }
+}
+
+struct Row {
+    measure: String,
+    emulator: String,
+    watch: String,
+}
+
+fn row(measure: &str, emulator: String, watch: Option<String>) -> Row {
+    Row {
+        measure: measure.to_string(),
+        emulator,
+        watch: watch.unwrap_or_else(|| "-".to_string()),
+    }
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.3} ms", duration.as_secs_f64() * 1000.0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+async fn timed_invoke(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    tenant: Option<&str>,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let output = lambda
+        .invoke()
+        .function_name(function)
+        .set_tenant_id(tenant.map(str::to_string))
+        .payload(Blob::new(&b"{}"[..]))
+        .send()
+        .await
+        .with_context(|| format!("invoke {function} as {tenant:?}"))?;
+    let elapsed = started.elapsed();
+    if output.status_code() != 200 {
+        bail!("invoke answered {}", output.status_code());
+    }
+    Ok(elapsed)
+}
+
+async fn warm_latencies(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    tenant: Option<&str>,
+    count: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    for _ in 0..50 {
+        timed_invoke(lambda, function, tenant).await?;
+    }
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..count {
+        samples.push(timed_invoke(lambda, function, tenant).await?);
+    }
+    samples.sort();
+    Ok(samples)
+}
+
+async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
+    let app = xtask::stack::represent();
+    let stage = context::checked_stage(&app, "dev")?;
+    let progress = Progress::new();
+    let packages = crate::deploy::build(&app, stage, &progress)?;
+
+    let state = context::target_dir().join("bench-emulator");
+    let _ = std::fs::remove_dir_all(&state);
+    let mut config = emulator::Config::new(&state);
+    config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.max_environments = args.max_environments;
+    let emulator = emulator::Emulator::start(config).await?;
+    let sdk = context::emulator_config(&emulator.endpoint()).await;
+    let clients = deployer::Clients::new(&sdk);
+    let desired = deployer::desired(&app, "dev", &packages)
+        .map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    let actual = deployer::observe(&clients, &app.name, "dev").await?;
+    let plan = deployer::plan(&desired, &actual);
+    deployer::apply(
+        &clients,
+        &desired,
+        &plan,
+        &deployer::ApplyOptions::default(),
+        &|m: &str| progress.step(m),
+    )
+    .await?;
+    let function = deployer::function_name(&app.name, "dev", "representatives");
+    let lambda = &clients.lambda;
+    let mut rows = Vec::new();
+
+    progress.step("cold starts: first invoke of 20 new tenants");
+    let mut cold = Vec::new();
+    for i in 0..20 {
+        cold.push(timed_invoke(lambda, &function, Some(&format!("cold-{i}"))).await?);
+    }
+    cold.sort();
+    let init: Vec<f64> = status(&emulator.endpoint())?
+        .into_iter()
+        .filter(|e| e["tenant"].as_str().is_some_and(|t| t.starts_with("cold-")))
+        .filter_map(|e| e["cold_start_ms"].as_f64())
+        .collect();
+    let init_p50 = median(init);
+    rows.push(row("cold start: first invoke of a tenant, p50", ms(percentile(&cold, 50.0)), None));
+    rows.push(row(
+        "cold start: process start to ready (emulator-measured), p50",
+        format!("{init_p50:.3} ms"),
+        None,
+    ));
+
+    progress.step(&format!("warm latency: {} invokes of one tenant", args.warm));
+    let warm = warm_latencies(lambda, &function, Some("TX"), args.warm).await?;
+
+    let watch = if args.no_watch {
+        None
+    } else {
+        progress.step("cargo lambda watch: building and measuring the same function");
+        match watch_latencies(&progress, args.warm).await {
+            Ok(samples) => Some(samples),
+            Err(error) => {
+                progress.step(&format!("cargo lambda watch could not be measured: {error:#}"));
+                None
+            }
+        }
+    };
+    for (label, p) in [("warm invoke p50", 50.0), ("warm invoke p99", 99.0), ("warm invoke max", 100.0)] {
+        rows.push(row(
+            &format!("{label} ({} invokes)", args.warm),
+            ms(percentile(&warm, p)),
+            watch.as_ref().map(|w| ms(percentile(w, p))),
+        ));
+    }
+
+    for tenants in [1usize, 8] {
+        progress.step(&format!("throughput with {tenants} concurrent tenants"));
+        let per_tenant = 2000 / tenants;
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for t in 0..tenants {
+            let lambda = lambda.clone();
+            let function = function.clone();
+            tasks.push(tokio::spawn(async move {
+                let tenant = format!("busy-{t}");
+                for _ in 0..per_tenant {
+                    timed_invoke(&lambda, &function, Some(&tenant)).await?;
+                }
+                anyhow::Ok(())
+            }));
+        }
+        for task in tasks {
+            task.await??;
+        }
+        let rate = (per_tenant * tenants) as f64 / started.elapsed().as_secs_f64();
+        rows.push(row(
+            &format!("throughput, {tenants} concurrent tenant(s)"),
+            format!("{rate:.0} invokes/s"),
+            None,
+        ));
+    }
+
+    progress.step(&format!("{} distinct tenants, cap {}", args.tenants, args.max_environments));
+    let started = Instant::now();
+    for i in 0..args.tenants {
+        timed_invoke(lambda, &function, Some(&format!("tenant-{i}"))).await?;
+    }
+    let elapsed = started.elapsed();
+    let environments = status(&emulator.endpoint())?.len();
+    let processes = bootstrap_processes();
+    let rss_kib: u64 = processes.iter().map(|p| p.1).sum::<u64>() + rss_kib("self");
+    rows.push(row(
+        &format!("{} tenants: time for all first invokes", args.tenants),
+        format!("{:.2} s", elapsed.as_secs_f64()),
+        None,
+    ));
+    rows.push(row(
+        &format!("{} tenants: environments (cap {})", args.tenants, args.max_environments),
+        environments.to_string(),
+        None,
+    ));
+    rows.push(row(
+        &format!("{} tenants: bootstrap processes alive", args.tenants),
+        processes.len().to_string(),
+        None,
+    ));
+    rows.push(row(
+        &format!("{} tenants: memory, emulator + environments (RSS)", args.tenants),
+        format!("{:.1} MiB", rss_kib as f64 / 1024.0),
+        None,
+    ));
+    emulator.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    rows.push(row(
+        "after shutdown: leaked bootstrap processes",
+        bootstrap_processes().len().to_string(),
+        None,
+    ));
+    progress.finish();
+
+    let width = rows.iter().map(|r| r.measure.len()).max().unwrap_or(10);
+    println!("{:<width$}  {:>16}  {:>18}", "measure", "emulator", "cargo lambda watch");
+    for r in rows {
+        println!("{:<width$}  {:>16}  {:>18}", r.measure, r.emulator, r.watch);
+    }
+    Ok(())
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn status(endpoint: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+    let port: u16 = endpoint
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .context("emulator endpoint has a port")?;
+    let body = crate::emulator_cmd::http_get(port, "/_emulator/status")
+        .context("the emulator answers its status")?;
+    let value: serde_json::Value = serde_json::from_str(&body)?;
+    Ok(value["environments"].as_array().cloned().unwrap_or_default())
+}
+
+/// This process's children named `bootstrap`, with their resident memory in KiB.
+fn bootstrap_processes() -> Vec<(u32, u64)> {
+    let me = std::process::id().to_string();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let (comm, rest) = stat.split_once(") ")?;
+            let parent = rest.split(' ').nth(1)?;
+            (comm.ends_with("(bootstrap") && parent == me)
+                .then(|| (pid, rss_kib(&pid.to_string())))
+        })
+        .collect()
+}
+
+fn rss_kib(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Runs `cargo lambda watch` on the same function and measures warm invokes through the same
+/// SDK client. It passes no tenant id to the runtime, so the function answers with its
+/// missing-tenant error: the round trip is the same work.
+async fn watch_latencies(progress: &Progress, count: usize) -> anyhow::Result<Vec<Duration>> {
+    let root = context::project_root();
+    let tool = deployer::tools::cargo_lambda(&root)?;
+    let port = 9457;
+    let (program, prefix) = tool.command.split_first().context("cargo-lambda command")?;
+    let child = Command::new(program)
+        .args(prefix)
+        .args(["watch", "--release", "--invoke-port", &port.to_string(), "-p", "representatives"])
+        .current_dir(&root)
+        .env("PATH", tool.path_env())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start cargo lambda watch")?;
+    let _guard = KillOnDrop(child);
+    let sdk = context::emulator_config(&format!("http://127.0.0.1:{port}")).await;
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
+    let deadline = Instant::now() + Duration::from_secs(600);
+    progress.step("waiting for cargo lambda watch to build and answer");
+    loop {
+        let answered = lambda
+            .invoke()
+            .function_name("representatives")
+            .payload(Blob::new(&b"{}"[..]))
+            .send()
+            .await;
+        if answered.is_ok() {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("cargo lambda watch did not answer within 10 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut samples = Vec::with_capacity(count);
+    for _ in 0..50 {
+        lambda.invoke().function_name("representatives").send().await?;
+    }
+    for _ in 0..count {
+        let started = Instant::now();
+        lambda
+            .invoke()
+            .function_name("representatives")
+            .payload(Blob::new(&b"{}"[..]))
+            .send()
+            .await?;
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    Ok(samples)
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -1,0 +1,22 @@
+//! The Represent stack: what `cargo xtask deploy` ships, described in typed Rust.
+
+use deployer::stack::{App, Function, Role, Stage};
+
+/// Represent: look up the elected representatives, counties and districts of a US state. Every
+/// state is a tenant, so every function runs in tenant isolation mode: an execution environment
+/// only ever serves one state, and what it caches can never reach another.
+pub fn represent() -> App {
+    App::new("represent")
+        .role(Role::lambda_basic())
+        .function(
+            Function::new("representatives")
+                .description("A state's senators and House seats")
+                .memory(256)
+                .timeout(10)
+                .per_tenant(),
+        )
+        // Local development: the embedded emulator, built for this machine's architecture.
+        .stage(Stage::emulator("dev"))
+        .stage(Stage::aws("staging"))
+        .stage(Stage::aws("prod"))
+}
