@@ -1,0 +1,252 @@
+//! Platform log lines (START, END, REPORT and their JSON forms), log stream names and the
+//! per-invocation tail that `X-Amz-Log-Type: Tail` returns.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+
+use super::{FunctionSpec, LogFormat};
+
+/// Lambda returns at most this many bytes of log in `X-Amz-Log-Result`.
+const TAIL_BYTES: usize = 4096;
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day), after Howard Hinnant's
+/// `civil_from_days`, so the emulator needs no date library for two timestamps.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let month = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// `2025-11-30T12:34:56.789Z`, the `time` field of platform events.
+pub(crate) fn iso8601(epoch_ms: i64) -> String {
+    let days = epoch_ms.div_euclid(86_400_000);
+    let in_day = epoch_ms.rem_euclid(86_400_000);
+    let (year, month, day) = civil_from_days(days);
+    let (hours, rest) = (in_day / 3_600_000, in_day % 3_600_000);
+    let (minutes, rest) = (rest / 60_000, rest % 60_000);
+    let (seconds, millis) = (rest / 1000, rest % 1000);
+    format!("{year:04}-{month:02}-{day:02}T{hours:02}:{minutes:02}:{seconds:02}.{millis:03}Z")
+}
+
+/// `YYYY/MM/DD/[$LATEST]<32 hex>`: one stream per execution environment, as Lambda names them.
+pub(crate) fn log_stream_name(version: &str, env_hex: &str) -> String {
+    let (year, month, day) = civil_from_days(now_ms().div_euclid(86_400_000));
+    format!("{year:04}/{month:02}/{day:02}/[{version}]{env_hex}")
+}
+
+/// How an invocation ended, for `platform.report`'s `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    Success,
+    Error,
+    Timeout,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Success => "success",
+            Status::Error => "error",
+            Status::Timeout => "timeout",
+        }
+    }
+}
+
+pub(crate) struct Report<'a> {
+    pub request_id: &'a str,
+    pub duration: Duration,
+    pub max_memory_mb: u64,
+    pub init: Option<Duration>,
+    pub status: Status,
+    pub tenant: Option<&'a str>,
+}
+
+pub(crate) fn start_line(spec: &FunctionSpec, request_id: &str, tenant: Option<&str>) -> String {
+    match spec.log_format {
+        LogFormat::Text => format!("START RequestId: {request_id} Version: {}", spec.version),
+        LogFormat::Json => {
+            let mut record = serde_json::json!({
+                "requestId": request_id,
+                "functionArn": spec.arn,
+                "version": spec.version,
+            });
+            if let Some(tenant) = tenant {
+                record["tenantId"] = tenant.into();
+            }
+            platform_event("platform.start", record)
+        }
+    }
+}
+
+pub(crate) fn end_line(
+    spec: &FunctionSpec,
+    request_id: &str,
+    status: Status,
+    tenant: Option<&str>,
+) -> String {
+    match spec.log_format {
+        LogFormat::Text => format!("END RequestId: {request_id}"),
+        LogFormat::Json => {
+            let mut record = serde_json::json!({
+                "requestId": request_id,
+                "status": status.as_str(),
+            });
+            if let Some(tenant) = tenant {
+                record["tenantId"] = tenant.into();
+            }
+            platform_event("platform.runtimeDone", record)
+        }
+    }
+}
+
+pub(crate) fn report_line(spec: &FunctionSpec, report: &Report<'_>) -> String {
+    let duration_ms = report.duration.as_secs_f64() * 1000.0;
+    // Lambda bills by the started millisecond, never less than one.
+    let billed_ms = (duration_ms.ceil() as u64).max(1);
+    match spec.log_format {
+        LogFormat::Text => {
+            let mut line = format!(
+                "REPORT RequestId: {}\tDuration: {duration_ms:.2} ms\tBilled Duration: {billed_ms} ms\tMemory Size: {} MB\tMax Memory Used: {} MB",
+                report.request_id, spec.memory_mb, report.max_memory_mb
+            );
+            if let Some(init) = report.init {
+                line.push_str(&format!(
+                    "\tInit Duration: {:.2} ms",
+                    init.as_secs_f64() * 1000.0
+                ));
+            }
+            line
+        }
+        LogFormat::Json => {
+            let mut metrics = serde_json::json!({
+                "durationMs": round2(duration_ms),
+                "billedDurationMs": billed_ms,
+                "memorySizeMB": spec.memory_mb,
+                "maxMemoryUsedMB": report.max_memory_mb,
+            });
+            if let Some(init) = report.init {
+                metrics["initDurationMs"] = round2(init.as_secs_f64() * 1000.0).into();
+            }
+            let mut record = serde_json::json!({
+                "requestId": report.request_id,
+                "metrics": metrics,
+                "status": report.status.as_str(),
+            });
+            if let Some(tenant) = report.tenant {
+                record["tenantId"] = tenant.into();
+            }
+            platform_event("platform.report", record)
+        }
+    }
+}
+
+fn round2(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+fn platform_event(kind: &str, record: serde_json::Value) -> String {
+    serde_json::json!({ "time": iso8601(now_ms()), "type": kind, "record": record }).to_string()
+}
+
+/// The lines of one invocation, START to REPORT, kept only when the caller asked for a tail.
+#[derive(Debug, Default)]
+pub(crate) struct Tail {
+    text: String,
+}
+
+impl Tail {
+    pub(crate) fn push(&mut self, line: &str) {
+        self.text.push_str(line);
+        self.text.push('\n');
+        // Drop the front once the buffer is well past the limit, so a chatty function cannot
+        // grow it without bound; `finish` trims to the exact size.
+        if self.text.len() > TAIL_BYTES * 4 {
+            let cut = floor_char_boundary(&self.text, self.text.len() - TAIL_BYTES);
+            self.text.drain(..cut);
+        }
+    }
+
+    /// Base64 of the last 4 KB, as `X-Amz-Log-Result` carries it.
+    pub(crate) fn finish(self) -> String {
+        let start = self.text.len().saturating_sub(TAIL_BYTES);
+        let start = ceil_char_boundary(&self.text, start);
+        base64::engine::general_purpose::STANDARD.encode(&self.text.as_bytes()[start..])
+    }
+}
+
+fn floor_char_boundary(text: &str, mut index: usize) -> usize {
+    while index > 0 && !text.is_char_boundary(index) {
+        index -= 1;
+    }
+    index
+}
+
+fn ceil_char_boundary(text: &str, mut index: usize) -> usize {
+    while index < text.len() && !text.is_char_boundary(index) {
+        index += 1;
+    }
+    index
+}
+
+/// Peak resident memory of a process in MB (`VmHWM`), as REPORT's "Max Memory Used".
+pub(crate) fn max_memory_mb(pid: u32) -> u64 {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return 0;
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or(0, |kb| kb.div_ceil(1024))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_utc_calendar_dates() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(iso8601(1_764_505_496_789), "2025-11-30T12:24:56.789Z");
+    }
+
+    #[test]
+    fn tail_keeps_the_last_four_kilobytes() {
+        let mut tail = Tail::default();
+        tail.push("START RequestId: first");
+        for _ in 0..200 {
+            tail.push(&"x".repeat(100));
+        }
+        tail.push("REPORT RequestId: last");
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(tail.finish())
+            .expect("tail is base64");
+        let text = String::from_utf8(decoded).expect("tail is UTF-8");
+        assert_eq!(text.len(), TAIL_BYTES);
+        assert!(text.ends_with("REPORT RequestId: last\n"));
+        assert!(!text.contains("START"));
+    }
+}
