@@ -1,0 +1,200 @@
+//! Lambda Invoke: the front door that rejects what Lambda would reject (unknown function, a
+//! function still Pending, an oversized payload, tenant id rules, malformed JSON) before anything
+//! runs, then hands the invocation to the runtime.
+//!
+//! This is the hot path of every benchmark and every API call a user makes through the app, so it
+//! reads one in-memory record under a read lock and never touches SQLite or the deployment package.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use super::error::{ApiError, violation};
+use super::model;
+use crate::runtime::{Invocation, InvocationType, InvokeError};
+use crate::server::AppState;
+
+/// Lambda's synchronous request payload limit.
+const MAX_PAYLOAD: usize = 6_291_456;
+
+const TENANCY_MISMATCH: &str = "Tenant ID configuration not specified or passed to a function when tenant isolation is not enabled.";
+
+/// What Invoke returns to an API caller once validation passed and the runtime answered.
+pub async fn invoke(
+    State(app): State<Arc<AppState>>,
+    Path(raw_name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match run(&app, &raw_name, &headers, body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+enum Kind {
+    RequestResponse,
+    Event,
+    DryRun,
+}
+
+async fn run(
+    app: &Arc<AppState>,
+    raw_name: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let name = model::resolve_function_name(raw_name);
+    let (spec, per_tenant) = {
+        let map = super::read(&app.lambda.map);
+        let Some(record) = map.get(name) else {
+            drop(map);
+            return Err(ApiError::function_not_found(&super::function_arn(
+                app, name,
+            )));
+        };
+        if record.is_pending(Instant::now()) {
+            return Err(ApiError::conflict(model::PENDING_CONFLICT));
+        }
+        (Arc::clone(&record.spec), record.per_tenant())
+    };
+
+    if body.len() > MAX_PAYLOAD {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestTooLargeException",
+            format!(
+                "Request must be smaller than {MAX_PAYLOAD} bytes for the InvokeFunction operation"
+            ),
+        ));
+    }
+
+    let tenant = match headers.get("x-amz-tenant-id") {
+        None => None,
+        Some(value) => {
+            // A header value may carry bytes that are not UTF-8; they can never satisfy the
+            // pattern, so show them lossily in the message and reject.
+            let tenant = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            let violations = model::tenant_violations(&tenant);
+            if !violations.is_empty() {
+                return Err(ApiError::validation(&violations));
+            }
+            Some(tenant)
+        }
+    };
+    if per_tenant != tenant.is_some() {
+        return Err(ApiError::invalid_parameter(TENANCY_MISMATCH));
+    }
+
+    let kind = match header_str(headers, "x-amz-invocation-type") {
+        None | Some("RequestResponse") => Kind::RequestResponse,
+        Some("Event") => Kind::Event,
+        Some("DryRun") => Kind::DryRun,
+        Some(other) => {
+            return Err(ApiError::validation(&[violation(
+                Some(other),
+                "invocationType",
+                "Member must satisfy enum value set: [Event, RequestResponse, DryRun]",
+            )]));
+        }
+    };
+    let tail = match header_str(headers, "x-amz-log-type") {
+        None | Some("None") => false,
+        Some("Tail") => true,
+        Some(other) => {
+            return Err(ApiError::validation(&[violation(
+                Some(other),
+                "logType",
+                "Member must satisfy enum value set: [None, Tail]",
+            )]));
+        }
+    };
+
+    // Lambda hands a function `{}` when the caller sent no payload at all.
+    let payload: Vec<u8> = if body.is_empty() {
+        b"{}".to_vec()
+    } else {
+        if let Err(error) = serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+            return Err(ApiError::invalid_content(error));
+        }
+        Vec::from(body)
+    };
+
+    let client_context = match header_str(headers, "x-amz-client-context") {
+        None => None,
+        Some(encoded) => Some(
+            BASE64
+                .decode(encoded)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .filter(|text| serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok())
+                .ok_or_else(|| {
+                    ApiError::invalid_parameter(
+                        "Client context must be a valid Base64-encoded JSON object.",
+                    )
+                })?,
+        ),
+    };
+
+    let invocation_type = match kind {
+        Kind::DryRun => return Ok(StatusCode::NO_CONTENT.into_response()),
+        Kind::Event => InvocationType::Event,
+        Kind::RequestResponse => InvocationType::RequestResponse,
+    };
+    let invocation = Invocation {
+        tenant,
+        payload,
+        invocation_type,
+        tail,
+        client_context,
+    };
+
+    if let InvocationType::Event = invocation_type {
+        // Lambda queues asynchronous invokes and answers at once; a failure is the function's
+        // business (its logs), not the caller's.
+        let runtime = Arc::clone(&app.runtime);
+        tokio::spawn(async move {
+            if let Err(error) = runtime.invoke(spec, invocation).await {
+                tracing::warn!(%error, "asynchronous invoke failed");
+            }
+        });
+        return Ok(StatusCode::ACCEPTED.into_response());
+    }
+
+    match app.runtime.invoke(spec, invocation).await {
+        Ok(outcome) => {
+            let mut response = Response::new(Body::from(outcome.payload));
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            headers.insert(
+                "x-amz-executed-version",
+                HeaderValue::from_static("$LATEST"),
+            );
+            if let Ok(id) = HeaderValue::from_str(&outcome.request_id) {
+                headers.insert("x-amzn-requestid", id);
+            }
+            if let Some(Ok(value)) = outcome.function_error.map(|e| HeaderValue::from_str(&e)) {
+                headers.insert("x-amz-function-error", value);
+            }
+            if let Some(Ok(value)) = outcome.log_tail.map(|l| HeaderValue::from_str(&l)) {
+                headers.insert("x-amz-log-result", value);
+            }
+            Ok(response)
+        }
+        Err(InvokeError::TooManyEnvironments) => Err(ApiError::too_many_requests()),
+        Err(InvokeError::Internal(message)) => Err(ApiError::service(message)),
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).map(|v| v.to_str().unwrap_or_default())
+}

@@ -1,0 +1,621 @@
+//! The emulator's durable state: one SQLite database holding functions, their code, IAM roles and
+//! policies, and the log lines of execution environments.
+//!
+//! Control-plane writes use `synchronous=FULL` so that everything the emulator acknowledged to a
+//! deployer survives a crash or restart. Log lines arrive on a channel and are written in batches
+//! by a dedicated thread with its own connection, so an invoke never waits for the disk.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::runtime::{LogEvent, LogSink};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS code (
+    sha256 TEXT PRIMARY KEY,
+    zip BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS functions (
+    name TEXT PRIMARY KEY,
+    config TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    code_sha256 TEXT NOT NULL,
+    revision TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS permissions (
+    function TEXT NOT NULL,
+    sid TEXT NOT NULL,
+    statement TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (function, sid)
+);
+CREATE TABLE IF NOT EXISTS roles (
+    name TEXT PRIMARY KEY,
+    role_id TEXT NOT NULL,
+    path TEXT NOT NULL,
+    arn TEXT NOT NULL,
+    assume_role_policy TEXT NOT NULL,
+    description TEXT,
+    max_session_duration INTEGER NOT NULL,
+    create_date TEXT NOT NULL,
+    tags TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS role_attached_policies (
+    role TEXT NOT NULL,
+    policy_arn TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (role, policy_arn)
+);
+CREATE TABLE IF NOT EXISTS role_inline_policies (
+    role TEXT NOT NULL,
+    name TEXT NOT NULL,
+    document TEXT NOT NULL,
+    PRIMARY KEY (role, name)
+);
+CREATE TABLE IF NOT EXISTS log_events (
+    seq INTEGER PRIMARY KEY,
+    log_group TEXT NOT NULL,
+    log_stream TEXT NOT NULL,
+    tenant TEXT,
+    timestamp INTEGER NOT NULL,
+    message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS log_events_by_stream ON log_events (log_group, log_stream, seq);
+";
+
+/// Everything that can go wrong with the state database.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("failed to open the state database `{path}`: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("state database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("corrupt {what} record `{name}` in the state database: {source}")]
+    Corrupt {
+        what: &'static str,
+        name: String,
+        source: serde_json::Error,
+    },
+    #[error("failed to encode {what} `{name}` for the state database: {source}")]
+    Encode {
+        what: &'static str,
+        name: String,
+        source: serde_json::Error,
+    },
+    #[error("state database task failed: {0}")]
+    Task(String),
+}
+
+/// A function as persisted: the configuration and tags as JSON, so that adding a configuration
+/// field never needs a schema migration.
+#[derive(Debug, Clone)]
+pub struct StoredFunction {
+    pub name: String,
+    pub config: String,
+    pub tags: String,
+    pub code_sha256: String,
+    pub revision: String,
+    /// Resource-policy statements in the order they were added: (statement id, statement JSON).
+    pub permissions: Vec<(String, String)>,
+}
+
+/// An IAM role as persisted.
+#[derive(Debug, Clone)]
+pub struct StoredRole {
+    pub name: String,
+    pub role_id: String,
+    pub path: String,
+    pub arn: String,
+    pub assume_role_policy: String,
+    pub description: Option<String>,
+    pub max_session_duration: i64,
+    pub create_date: String,
+    pub tags: Vec<(String, String)>,
+}
+
+/// The control-plane connection. One connection behind a mutex is plenty: control-plane calls
+/// are rare, and the invoke path never comes here.
+pub struct Store {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path` and makes sure every table exists.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let conn = open_connection(path, "FULL")?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on the connection off the async executor.
+    pub async fn call<T, F>(self: &Arc<Self>, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock cannot leave SQLite half-written (statements are
+            // atomic), so a poisoned lock is safe to keep using.
+            let mut conn = store.conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
+
+fn open_connection(path: &Path, synchronous: &str) -> Result<Connection, StoreError> {
+    let open_err = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(open_err)?;
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(open_err)?;
+    conn.query_row("PRAGMA journal_mode=WAL", [], |row| row.get::<_, String>(0))
+        .map_err(open_err)?;
+    conn.execute_batch(&format!("PRAGMA synchronous={synchronous};"))
+        .map_err(open_err)?;
+    Ok(conn)
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+// Functions, code and permissions.
+
+pub fn load_functions(conn: &Connection) -> Result<Vec<StoredFunction>, StoreError> {
+    let mut stmt = conn
+        .prepare("SELECT name, config, tags, code_sha256, revision FROM functions ORDER BY name")?;
+    let mut functions = stmt
+        .query_map([], |row| {
+            Ok(StoredFunction {
+                name: row.get(0)?,
+                config: row.get(1)?,
+                tags: row.get(2)?,
+                code_sha256: row.get(3)?,
+                revision: row.get(4)?,
+                permissions: Vec::new(),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut perms = conn
+        .prepare("SELECT sid, statement FROM permissions WHERE function = ?1 ORDER BY position")?;
+    for function in &mut functions {
+        function.permissions = perms
+            .query_map([&function.name], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+    }
+    Ok(functions)
+}
+
+/// Inserts or replaces a function, storing `code` (sha, zip) first when it is new.
+pub fn put_function(
+    conn: &mut Connection,
+    function: &StoredFunction,
+    code: Option<(&str, &[u8])>,
+) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    if let Some((sha, zip)) = code {
+        tx.execute(
+            "INSERT OR IGNORE INTO code (sha256, zip) VALUES (?1, ?2)",
+            params![sha, zip],
+        )?;
+    }
+    let now = now_secs();
+    tx.execute(
+        "INSERT INTO functions (name, config, tags, code_sha256, revision, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+         ON CONFLICT(name) DO UPDATE SET config = ?2, tags = ?3, code_sha256 = ?4, revision = ?5,
+         updated_at = ?6",
+        params![
+            function.name,
+            function.config,
+            function.tags,
+            function.code_sha256,
+            function.revision,
+            now
+        ],
+    )?;
+    tx.execute(
+        "DELETE FROM code WHERE sha256 NOT IN (SELECT code_sha256 FROM functions)",
+        [],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub fn set_function_tags(conn: &Connection, name: &str, tags: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE functions SET tags = ?2, updated_at = ?3 WHERE name = ?1",
+        params![name, tags, now_secs()],
+    )?;
+    Ok(())
+}
+
+pub fn delete_function(conn: &mut Connection, name: &str) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    tx.execute("DELETE FROM functions WHERE name = ?1", [name])?;
+    tx.execute("DELETE FROM permissions WHERE function = ?1", [name])?;
+    tx.execute(
+        "DELETE FROM code WHERE sha256 NOT IN (SELECT code_sha256 FROM functions)",
+        [],
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+pub fn code_zip(conn: &Connection, sha256: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(conn
+        .query_row("SELECT zip FROM code WHERE sha256 = ?1", [sha256], |row| {
+            row.get(0)
+        })
+        .optional()?)
+}
+
+pub fn add_permission(
+    conn: &Connection,
+    function: &str,
+    sid: &str,
+    statement: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO permissions (function, sid, statement, position)
+         VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(position), 0) + 1 FROM permissions WHERE function = ?1))",
+        params![function, sid, statement],
+    )?;
+    Ok(())
+}
+
+pub fn remove_permission(conn: &Connection, function: &str, sid: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "DELETE FROM permissions WHERE function = ?1 AND sid = ?2",
+        params![function, sid],
+    )?;
+    Ok(())
+}
+
+// Roles and their policies.
+
+fn encode_tags(name: &str, tags: &[(String, String)]) -> Result<String, StoreError> {
+    serde_json::to_string(tags).map_err(|source| StoreError::Encode {
+        what: "role tags",
+        name: name.to_string(),
+        source,
+    })
+}
+
+pub fn get_role(conn: &Connection, name: &str) -> Result<Option<StoredRole>, StoreError> {
+    let row = conn
+        .query_row(
+            "SELECT name, role_id, path, arn, assume_role_policy, description,
+                    max_session_duration, create_date, tags
+             FROM roles WHERE name = ?1 COLLATE NOCASE",
+            [name],
+            |row| {
+                Ok((
+                    StoredRole {
+                        name: row.get(0)?,
+                        role_id: row.get(1)?,
+                        path: row.get(2)?,
+                        arn: row.get(3)?,
+                        assume_role_policy: row.get(4)?,
+                        description: row.get(5)?,
+                        max_session_duration: row.get(6)?,
+                        create_date: row.get(7)?,
+                        tags: Vec::new(),
+                    },
+                    row.get::<_, String>(8)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((mut role, tags)) = row else {
+        return Ok(None);
+    };
+    role.tags = serde_json::from_str(&tags).map_err(|source| StoreError::Corrupt {
+        what: "role",
+        name: role.name.clone(),
+        source,
+    })?;
+    Ok(Some(role))
+}
+
+pub fn insert_role(conn: &Connection, role: &StoredRole) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO roles (name, role_id, path, arn, assume_role_policy, description,
+                            max_session_duration, create_date, tags)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            role.name,
+            role.role_id,
+            role.path,
+            role.arn,
+            role.assume_role_policy,
+            role.description,
+            role.max_session_duration,
+            role.create_date,
+            encode_tags(&role.name, &role.tags)?
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn set_role_tags(
+    conn: &Connection,
+    name: &str,
+    tags: &[(String, String)],
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE roles SET tags = ?2 WHERE name = ?1",
+        params![name, encode_tags(name, tags)?],
+    )?;
+    Ok(())
+}
+
+pub fn delete_role(conn: &Connection, name: &str) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM roles WHERE name = ?1", [name])?;
+    Ok(())
+}
+
+pub fn attached_policies(conn: &Connection, role: &str) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT policy_arn FROM role_attached_policies WHERE role = ?1 ORDER BY position",
+    )?;
+    let arns = stmt
+        .query_map([role], |row| row.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(arns)
+}
+
+pub fn attach_policy(conn: &Connection, role: &str, policy_arn: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT OR IGNORE INTO role_attached_policies (role, policy_arn, position)
+         VALUES (?1, ?2, (SELECT COALESCE(MAX(position), 0) + 1 FROM role_attached_policies WHERE role = ?1))",
+        params![role, policy_arn],
+    )?;
+    Ok(())
+}
+
+/// Returns whether the policy was attached.
+pub fn detach_policy(conn: &Connection, role: &str, policy_arn: &str) -> Result<bool, StoreError> {
+    let n = conn.execute(
+        "DELETE FROM role_attached_policies WHERE role = ?1 AND policy_arn = ?2",
+        params![role, policy_arn],
+    )?;
+    Ok(n > 0)
+}
+
+pub fn inline_policy_names(conn: &Connection, role: &str) -> Result<Vec<String>, StoreError> {
+    let mut stmt =
+        conn.prepare("SELECT name FROM role_inline_policies WHERE role = ?1 ORDER BY name")?;
+    let names = stmt
+        .query_map([role], |row| row.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(names)
+}
+
+pub fn put_inline_policy(
+    conn: &Connection,
+    role: &str,
+    name: &str,
+    document: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO role_inline_policies (role, name, document) VALUES (?1, ?2, ?3)
+         ON CONFLICT(role, name) DO UPDATE SET document = ?3",
+        params![role, name, document],
+    )?;
+    Ok(())
+}
+
+pub fn inline_policy(
+    conn: &Connection,
+    role: &str,
+    name: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT document FROM role_inline_policies WHERE role = ?1 AND name = ?2",
+            params![role, name],
+            |row| row.get(0),
+        )
+        .optional()?)
+}
+
+/// Returns whether the policy existed.
+pub fn delete_inline_policy(conn: &Connection, role: &str, name: &str) -> Result<bool, StoreError> {
+    let n = conn.execute(
+        "DELETE FROM role_inline_policies WHERE role = ?1 AND name = ?2",
+        params![role, name],
+    )?;
+    Ok(n > 0)
+}
+
+// Log events.
+
+/// One stored log line, as the CloudWatch Logs service will read it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLogEvent {
+    pub seq: i64,
+    pub log_group: String,
+    pub log_stream: String,
+    pub tenant: Option<String>,
+    pub timestamp_ms: i64,
+    pub message: String,
+}
+
+/// Log lines of one group (and optionally one stream), oldest first.
+pub fn log_events(
+    conn: &Connection,
+    log_group: &str,
+    log_stream: Option<&str>,
+) -> Result<Vec<StoredLogEvent>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT seq, log_group, log_stream, tenant, timestamp, message FROM log_events
+         WHERE log_group = ?1 AND (?2 IS NULL OR log_stream = ?2) ORDER BY seq",
+    )?;
+    let events = stmt
+        .query_map(params![log_group, log_stream], |row| {
+            Ok(StoredLogEvent {
+                seq: row.get(0)?,
+                log_group: row.get(1)?,
+                log_stream: row.get(2)?,
+                tenant: row.get(3)?,
+                timestamp_ms: row.get(4)?,
+                message: row.get(5)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(events)
+}
+
+enum LogMessage {
+    Event(LogEvent),
+    /// Flush what is queued, then answer (used by `flush` and at shutdown).
+    Flush(SyncSender<()>),
+    Stop,
+}
+
+/// How many log lines may wait for the writer before new ones are dropped. An invoke must never
+/// wait for the disk, so a burst beyond this loses lines rather than slowing functions down.
+const LOG_QUEUE: usize = 65_536;
+const LOG_BATCH: usize = 1_024;
+
+/// The [`LogSink`] handed to the runtime: queues lines for the writer thread.
+pub struct StoreLogSink {
+    tx: SyncSender<LogMessage>,
+    dropped: AtomicU64,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl StoreLogSink {
+    /// Starts the writer thread with its own connection to the database at `path`.
+    pub fn start(path: &Path) -> Result<Arc<StoreLogSink>, StoreError> {
+        // Log lines are diagnostics, not acknowledged state: NORMAL durability is enough in WAL
+        // mode and keeps the writer from competing with control-plane fsyncs.
+        let conn = open_connection(path, "NORMAL")?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(LOG_QUEUE);
+        let writer = std::thread::Builder::new()
+            .name("emulator-log-writer".into())
+            .spawn(move || write_logs(conn, rx))
+            .map_err(|e| StoreError::Task(format!("failed to start the log writer: {e}")))?;
+        Ok(Arc::new(StoreLogSink {
+            tx,
+            dropped: AtomicU64::new(0),
+            writer: Mutex::new(Some(writer)),
+        }))
+    }
+
+    /// How many lines were dropped because the writer fell behind.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Waits until every line emitted so far is in the database (blocking).
+    pub fn flush(&self) {
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
+        if self.tx.send(LogMessage::Flush(done_tx)).is_ok() {
+            let _ = done_rx.recv();
+        }
+    }
+
+    /// Writes what is queued and stops the writer thread (blocking).
+    pub fn close(&self) {
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(writer) = writer {
+            let _ = self.tx.send(LogMessage::Stop);
+            let _ = writer.join();
+        }
+    }
+}
+
+impl LogSink for StoreLogSink {
+    fn emit(&self, event: LogEvent) {
+        match self.tx.try_send(LogMessage::Event(event)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn write_logs(mut conn: Connection, rx: Receiver<LogMessage>) {
+    let mut batch: Vec<LogEvent> = Vec::with_capacity(LOG_BATCH);
+    while let Ok(first) = rx.recv() {
+        let mut waiters = Vec::new();
+        let mut stop = false;
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                LogMessage::Event(event) => batch.push(event),
+                LogMessage::Flush(done) => waiters.push(done),
+                LogMessage::Stop => stop = true,
+            }
+            if batch.len() < LOG_BATCH && !stop {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            if let Err(error) = insert_log_batch(&mut conn, &batch) {
+                tracing::warn!(%error, lines = batch.len(), "failed to store log lines");
+            }
+            batch.clear();
+        }
+        for done in waiters {
+            let _ = done.send(());
+        }
+        if stop {
+            break;
+        }
+    }
+}
+
+fn insert_log_batch(conn: &mut Connection, batch: &[LogEvent]) -> Result<(), rusqlite::Error> {
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO log_events (log_group, log_stream, tenant, timestamp, message)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for event in batch {
+            stmt.execute(params![
+                event.log_group,
+                event.log_stream,
+                event.tenant,
+                event.timestamp_ms,
+                event.message
+            ])?;
+        }
+    }
+    tx.commit()
+}
