@@ -1,10 +1,14 @@
-//! Apply: the only code that changes AWS. Executes a plan step by step, waiting for Lambda to
-//! settle between steps, retrying only what is known to be transient.
+//! Apply: the only code that changes AWS. Executes a plan step by step, waiting for Lambda and
+//! DynamoDB to settle between steps, retrying only what is known to be transient.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, DeleteRequest, KeySchemaElement, KeyType,
+    PutRequest, ScalarAttributeType, TableStatus, WriteRequest,
+};
 use aws_sdk_iam::operation::create_role::CreateRoleError;
 use aws_sdk_lambda::error::SdkError;
 use aws_sdk_lambda::operation::create_function::CreateFunctionError;
@@ -17,9 +21,11 @@ use serde::Serialize;
 
 use crate::desired::{Desired, DesiredFunction};
 use crate::error::{DeployError, render};
+use crate::names::{DATA_ATTRIBUTE, PARTITION_KEY, SORT_KEY};
 use crate::observe::Clients;
 use crate::plan::{Action, Change, Plan, ResourceKind};
 use crate::stack::{Architecture, LogFormat, Tenancy};
+use crate::table::DesiredTable;
 
 /// The trust policy that lets Lambda assume the execution role.
 pub const LAMBDA_TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
@@ -32,7 +38,7 @@ pub struct ApplyOptions {
     /// The first backoff delay; each retry doubles it up to `max_delay`.
     pub base_delay: Duration,
     pub max_delay: Duration,
-    /// How long to wait for a function to become active or finish an update.
+    /// How long to wait for a function or table to become active or finish an update.
     pub wait_timeout: Duration,
     /// The delay between status polls after the first (immediate) one; it grows up to
     /// `max_delay`.
@@ -217,7 +223,8 @@ pub async fn apply(
     execute(clients, Some(desired), plan, opts, progress).await
 }
 
-/// Executes a destroy plan (see [`crate::plan::plan_destroy`]): functions, then the role.
+/// Executes a destroy plan (see [`crate::plan::plan_destroy`]): functions, then tables, then
+/// the role.
 pub async fn destroy(
     clients: &Clients,
     plan: &Plan,
@@ -248,8 +255,10 @@ async fn execute(
         c.kind == kind && c.action != Action::NoOp && (c.action == Action::Delete) == delete
     };
 
-    // The role comes first, because functions name it; deletes come last, functions before the
-    // role they run as, so the stage never has a function without its role.
+    // The role comes first, because functions name it; then tables and their tenant data,
+    // because functions read them from their first invocation. Deletes come last, functions
+    // before the tables they read and the role they run as, so no function is ever left without
+    // either.
     for c in plan
         .changes
         .iter()
@@ -257,6 +266,31 @@ async fn execute(
     {
         apply_role(&mut ctx, desired, c).await?;
         done.push(c.clone());
+    }
+    for c in plan
+        .changes
+        .iter()
+        .filter(|c| is(c, ResourceKind::Table, false))
+    {
+        let logical = c.logical.clone().unwrap_or_default();
+        let d = desired
+            .and_then(|d| d.find_table(&logical))
+            .ok_or_else(|| DeployError::NotInDesired {
+                resource: c.resource.clone(),
+                logical: logical.clone(),
+            })?;
+        apply_table(&ctx, d, c).await?;
+        done.push(c.clone());
+    }
+    for c in plan
+        .changes
+        .iter()
+        .filter(|c| is(c, ResourceKind::Seed, false))
+    {
+        if let Some(desired) = desired {
+            apply_seed(&ctx, desired, c).await?;
+            done.push(c.clone());
+        }
     }
     for c in plan
         .changes
@@ -280,6 +314,15 @@ async fn execute(
     {
         ctx.say(&format!("deleting function {} ({})", c.name, c.reason));
         delete_function(&ctx, &c.name).await?;
+        done.push(c.clone());
+    }
+    for c in plan
+        .changes
+        .iter()
+        .filter(|c| is(c, ResourceKind::Table, true))
+    {
+        ctx.say(&format!("deleting table {} ({})", c.name, c.reason));
+        delete_table(&ctx, &c.name).await?;
         done.push(c.clone());
     }
     for c in plan
@@ -520,7 +563,7 @@ async fn apply_function(ctx: &Ctx<'_>, d: &DesiredFunction, c: &Change) -> Resul
             update_code(ctx, d, &c.name).await?;
             update_configuration(ctx, d, &c.name).await
         }
-        Action::NoOp | Action::Update | Action::Delete => Ok(()),
+        Action::NoOp | Action::Update | Action::Delete | Action::Seed => Ok(()),
     }
 }
 
@@ -757,6 +800,7 @@ async fn wait(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<(), DeployError> 
         let elapsed = start.elapsed();
         if elapsed >= ctx.opts.wait_timeout {
             return Err(DeployError::WaitTimeout {
+                call: "GetFunction",
                 resource,
                 target: goal.describe(),
                 timeout: ctx.opts.wait_timeout,
@@ -772,6 +816,344 @@ async fn wait(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<(), DeployError> 
     }
 }
 
+fn build_error(call: &'static str, resource: &str, e: impl std::fmt::Display) -> DeployError {
+    DeployError::Call {
+        call,
+        resource: resource.to_string(),
+        message: e.to_string(),
+    }
+}
+
+async fn apply_table(ctx: &Ctx<'_>, d: &DesiredTable, c: &Change) -> Result<(), DeployError> {
+    match c.action {
+        Action::Create => {
+            ctx.say(&format!("creating table {}", d.name));
+            create_table(ctx, d).await
+        }
+        Action::Replace => {
+            ctx.say(&format!("deleting table {} ({})", d.name, c.reason));
+            delete_table(ctx, &d.name).await?;
+            wait_table(ctx, &d.name, TableGoal::Gone).await?;
+            ctx.say(&format!("creating table {} again", d.name));
+            create_table(ctx, d).await
+        }
+        Action::Update => {
+            ctx.say(&format!("updating billing mode of table {}", d.name));
+            let resource = format!("table {}", d.name);
+            retry(
+                ctx.opts,
+                || {
+                    ctx.count();
+                    ctx.clients
+                        .dynamodb
+                        .update_table()
+                        .table_name(&d.name)
+                        .billing_mode(BillingMode::from(d.billing_mode.as_str()))
+                        .send()
+                },
+                |e: &SdkError<_, _>| {
+                    e.as_service_error().is_some_and(|s| {
+                        s.is_resource_in_use_exception() || s.is_limit_exceeded_exception()
+                    })
+                },
+            )
+            .await
+            .map_err(|f| failure_error("UpdateTable", &resource, f))?;
+            wait_table(ctx, &d.name, TableGoal::Active).await
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn create_table(ctx: &Ctx<'_>, d: &DesiredTable) -> Result<(), DeployError> {
+    let resource = format!("table {}", d.name);
+    let call = "CreateTable";
+    let mut attributes = Vec::new();
+    let mut key_schema = Vec::new();
+    let keys = std::iter::once((&d.key_schema.partition, KeyType::Hash))
+        .chain(d.key_schema.sort.iter().map(|s| (s, KeyType::Range)));
+    for (attribute, key_type) in keys {
+        attributes.push(
+            AttributeDefinition::builder()
+                .attribute_name(&attribute.name)
+                .attribute_type(ScalarAttributeType::from(attribute.kind.as_str()))
+                .build()
+                .map_err(|e| build_error(call, &resource, e))?,
+        );
+        key_schema.push(
+            KeySchemaElement::builder()
+                .attribute_name(&attribute.name)
+                .key_type(key_type)
+                .build()
+                .map_err(|e| build_error(call, &resource, e))?,
+        );
+    }
+    let mut tags = Vec::new();
+    for (k, v) in &d.tags {
+        tags.push(
+            aws_sdk_dynamodb::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| build_error(call, &resource, e))?,
+        );
+    }
+    let result = retry(
+        ctx.opts,
+        || {
+            ctx.count();
+            ctx.clients
+                .dynamodb
+                .create_table()
+                .table_name(&d.name)
+                .set_attribute_definitions(Some(attributes.clone()))
+                .set_key_schema(Some(key_schema.clone()))
+                .billing_mode(BillingMode::from(d.billing_mode.as_str()))
+                .set_tags(Some(tags.clone()))
+                .send()
+        },
+        |e: &SdkError<_, _>| {
+            e.as_service_error()
+                .is_some_and(|s| s.is_limit_exceeded_exception())
+        },
+    )
+    .await;
+    match result {
+        Ok(_) => {}
+        // An interrupted run created it already: waiting for it converges.
+        Err(Failure::Fatal(e))
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) =>
+        {
+            ctx.say(&format!("table {} already exists", d.name));
+        }
+        Err(f) => return Err(failure_error(call, &resource, f)),
+    }
+    wait_table(ctx, &d.name, TableGoal::Active).await
+}
+
+async fn delete_table(ctx: &Ctx<'_>, name: &str) -> Result<(), DeployError> {
+    let resource = format!("table {name}");
+    let result = retry(
+        ctx.opts,
+        || {
+            ctx.count();
+            ctx.clients.dynamodb.delete_table().table_name(name).send()
+        },
+        // A table still being created or updated refuses deletion until it settles.
+        |e: &SdkError<_, _>| {
+            e.as_service_error().is_some_and(|s| {
+                s.is_resource_in_use_exception() || s.is_limit_exceeded_exception()
+            })
+        },
+    )
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        // Already gone: deleting converges.
+        Err(Failure::Fatal(e))
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            Ok(())
+        }
+        Err(f) => Err(failure_error("DeleteTable", &resource, f)),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TableGoal {
+    /// `TableStatus: ACTIVE`, after CreateTable or UpdateTable.
+    Active,
+    /// DescribeTable answers not found, after DeleteTable: only then can the name be reused.
+    Gone,
+}
+
+/// Polls DescribeTable until the table reaches `goal`, as [`wait`] does for functions. Right
+/// after CreateTable, DescribeTable may still say not found; that counts as not yet active.
+async fn wait_table(ctx: &Ctx<'_>, name: &str, goal: TableGoal) -> Result<(), DeployError> {
+    let resource = format!("table {name}");
+    let target = match goal {
+        TableGoal::Active => "active",
+        TableGoal::Gone => "deleted",
+    };
+    let start = Instant::now();
+    let mut delay = ctx.opts.poll_interval;
+    let cap = ctx.opts.max_delay.max(ctx.opts.poll_interval);
+    loop {
+        let last_seen = match ctx
+            .clients
+            .dynamodb
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let status = out.table().and_then(|t| t.table_status());
+                if goal == TableGoal::Active && matches!(status, Some(TableStatus::Active) | None) {
+                    return Ok(());
+                }
+                format!("status {}", status.map(|s| s.as_str()).unwrap_or("unknown"))
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                if goal == TableGoal::Gone {
+                    return Ok(());
+                }
+                "not found".to_string()
+            }
+            Err(e) => {
+                return Err(DeployError::Call {
+                    call: "DescribeTable",
+                    resource,
+                    message: render(&e),
+                });
+            }
+        };
+        let elapsed = start.elapsed();
+        if elapsed >= ctx.opts.wait_timeout {
+            return Err(DeployError::WaitTimeout {
+                call: "DescribeTable",
+                resource,
+                target,
+                timeout: ctx.opts.wait_timeout,
+                last_seen,
+            });
+        }
+        ctx.say(&format!(
+            "waiting for table {name} to be {target} ({last_seen})"
+        ));
+        tokio::time::sleep(delay.min(ctx.opts.wait_timeout - elapsed)).await;
+        delay = (delay * 2).min(cap);
+    }
+}
+
+/// BatchWriteItem takes at most 25 writes per call.
+pub const MAX_BATCH_WRITE: usize = 25;
+
+/// Writes one tenant's partition: puts for added and changed records, deletes for removed
+/// ones, in batches of [`MAX_BATCH_WRITE`]. The data comes from the desired state, not the plan.
+async fn apply_seed(ctx: &Ctx<'_>, desired: &Desired, c: &Change) -> Result<(), DeployError> {
+    let Some(diff) = &c.seed_diff else {
+        return Ok(());
+    };
+    let missing = |record: &str| DeployError::SeedNotInDesired {
+        table: diff.table.clone(),
+        tenant: diff.tenant.clone(),
+        record: record.to_string(),
+    };
+    let records = desired
+        .find_seed(&diff.table)
+        .and_then(|s| s.partitions.get(&diff.tenant));
+    let key = |record: &str| {
+        [
+            (
+                PARTITION_KEY.to_string(),
+                AttributeValue::S(diff.tenant.clone()),
+            ),
+            (SORT_KEY.to_string(), AttributeValue::S(record.to_string())),
+        ]
+    };
+    let mut writes = Vec::new();
+    for record in diff.add.iter().chain(&diff.change) {
+        let data = records
+            .and_then(|r| r.get(record))
+            .ok_or_else(|| missing(record))?;
+        let mut put = PutRequest::builder();
+        for (k, v) in key(record) {
+            put = put.item(k, v);
+        }
+        let put = put
+            .item(DATA_ATTRIBUTE, AttributeValue::S(data.clone()))
+            .build()
+            .map_err(|e| build_error("BatchWriteItem", &c.resource, e))?;
+        writes.push(WriteRequest::builder().put_request(put).build());
+    }
+    for record in &diff.remove {
+        let mut delete = DeleteRequest::builder();
+        for (k, v) in key(record) {
+            delete = delete.key(k, v);
+        }
+        let delete = delete
+            .build()
+            .map_err(|e| build_error("BatchWriteItem", &c.resource, e))?;
+        writes.push(WriteRequest::builder().delete_request(delete).build());
+    }
+    ctx.say(&format!("seeding {} ({})", c.resource, c.reason));
+    for chunk in writes.chunks(MAX_BATCH_WRITE) {
+        write_batch(ctx, &diff.table, &c.resource, chunk.to_vec()).await?;
+    }
+    Ok(())
+}
+
+/// Sends one batch, then resends whatever DynamoDB leaves in `UnprocessedItems` (it does so
+/// under load instead of failing), backing off between attempts up to `max_attempts`.
+async fn write_batch(
+    ctx: &Ctx<'_>,
+    table: &str,
+    resource: &str,
+    mut pending: Vec<WriteRequest>,
+) -> Result<(), DeployError> {
+    let max = ctx.opts.max_attempts.max(1);
+    let mut delay = ctx.opts.base_delay;
+    let mut attempt = 1;
+    loop {
+        ctx.count();
+        let result = ctx
+            .clients
+            .dynamodb
+            .batch_write_item()
+            .request_items(table, pending.clone())
+            .send()
+            .await;
+        let last_error = match result {
+            Ok(out) => {
+                let left = out
+                    .unprocessed_items()
+                    .and_then(|m| m.get(table))
+                    .cloned()
+                    .unwrap_or_default();
+                if left.is_empty() {
+                    return Ok(());
+                }
+                let message = format!("{} writes were left unprocessed", left.len());
+                pending = left;
+                message
+            }
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    s.is_provisioned_throughput_exceeded_exception()
+                        || s.is_request_limit_exceeded()
+                        || s.is_throttling_exception()
+                }) =>
+            {
+                render(&e)
+            }
+            Err(e) => {
+                return Err(DeployError::Call {
+                    call: "BatchWriteItem",
+                    resource: resource.to_string(),
+                    message: render(&e),
+                });
+            }
+        };
+        if attempt >= max {
+            return Err(DeployError::RetriesExhausted {
+                call: "BatchWriteItem",
+                resource: resource.to_string(),
+                attempts: attempt,
+                last_error,
+            });
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(ctx.opts.max_delay.max(ctx.opts.base_delay));
+        attempt += 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -783,6 +1165,8 @@ mod tests {
         send(apply(c, d, p, o, &|_| {}));
         send(destroy(c, p, o, &|_| {}));
         send(crate::observe::observe(c, "app", "stage"));
+        send(crate::observe::observe_stage(c, d));
+        send(crate::observe::observe_seeds(c, d, None));
         send(crate::invoke::invoke(c, "f", None, Vec::new(), false));
     }
 }

@@ -58,6 +58,65 @@ pub enum StackError {
         "function `{logical}`: no package was built for binary `{bin}`; check the function's package and bin names"
     )]
     MissingPackage { logical: String, bin: String },
+    #[error("table `{logical}` is defined more than once; give each table its own logical name")]
+    DuplicateTable { logical: String },
+    #[error(
+        "table `{logical}`: physical name `{name}` is invalid; DynamoDB allows 3 to 255 characters of letters, digits, `_`, `.` and `-`"
+    )]
+    InvalidTableName { logical: String, name: String },
+    #[error(
+        "function `{logical}` reads table `{table}`, which the stack does not declare; declared tables: {}",
+        if declared.is_empty() { "none".to_string() } else { declared.join(", ") }
+    )]
+    UnknownTable {
+        logical: String,
+        table: String,
+        declared: Vec<String>,
+    },
+    #[error(
+        "function `{logical}`: environment key `{key}` is set both by `env` and by `reads_table(\"{table}\", ..)`; use another key for one of them"
+    )]
+    EnvKeyConflict {
+        logical: String,
+        key: String,
+        table: String,
+    },
+    #[error(
+        "role: inline policy `{name}` is reserved for the tables functions read; rename the policy"
+    )]
+    ReservedInlinePolicy { name: String },
+    #[error(
+        "seed data names table `{table}`, which the stack does not declare; declared tables: {}",
+        if declared.is_empty() { "none".to_string() } else { declared.join(", ") }
+    )]
+    UnknownSeedTable {
+        table: String,
+        declared: Vec<String>,
+    },
+    #[error("seed data for table `{table}`: {source}")]
+    SeedTenant {
+        table: String,
+        #[source]
+        source: TenantIdError,
+    },
+    #[error(
+        "seed data for table `{table}` lists tenant {tenant:?} more than once; merge its records"
+    )]
+    DuplicateSeedTenant { table: String, tenant: String },
+    #[error("seed data for table `{table}`, tenant {tenant:?}: record key {record:?} {reason}")]
+    SeedRecord {
+        table: String,
+        tenant: String,
+        record: String,
+        reason: String,
+    },
+    #[error("seed data for table `{table}`, tenant {tenant:?}, record {record:?}: data {reason}")]
+    SeedData {
+        table: String,
+        tenant: String,
+        record: String,
+        reason: String,
+    },
 }
 
 /// Every problem found in a stack. Its `Display` lists each one on its own line.
@@ -143,9 +202,10 @@ pub enum DeployError {
         last_error: String,
     },
     #[error(
-        "{resource} did not become {target} within {timeout:?} of polling GetFunction (last seen: {last_seen})"
+        "{resource} did not become {target} within {timeout:?} of polling {call} (last seen: {last_seen})"
     )]
     WaitTimeout {
+        call: &'static str,
         resource: String,
         target: &'static str,
         timeout: Duration,
@@ -165,8 +225,31 @@ pub enum DeployError {
     },
     #[error("no execution role ARN is known for {function}; the role `{role}` must exist first")]
     MissingRoleArn { function: String, role: String },
-    #[error("the plan names {resource} but the desired state has no function `{logical}`")]
+    #[error("the plan names {resource} but the desired state has nothing named `{logical}`")]
     NotInDesired { resource: String, logical: String },
+    #[error(
+        "the plan seeds record {record:?} of tenant {tenant:?} in table `{table}` but the desired state has no such record"
+    )]
+    SeedNotInDesired {
+        table: String,
+        tenant: String,
+        record: String,
+    },
+    #[error(
+        "tenant {tenant:?} has no seed data; tenants with seed data: {}",
+        if known.is_empty() { "none".to_string() } else { known.join(", ") }
+    )]
+    UnknownTenant { tenant: String, known: Vec<String> },
+    #[error("table {table} does not exist yet; deploy the stage first to create it")]
+    TableMissing { table: String },
+    #[error(
+        "table {table} has key schema {have} but the stack wants {want}; deploy the stage first to replace it"
+    )]
+    TableOutdated {
+        table: String,
+        have: String,
+        want: String,
+    },
     #[error(transparent)]
     TenantId(#[from] TenantIdError),
 }

@@ -3,7 +3,9 @@
 //!
 //! The pipeline, in order: [`stack`] (the app as typed Rust, [`stack::validate`]), [`build`]
 //! (one cargo-lambda run), [`package`] (reproducible zips), [`desired`] (stack + stage +
-//! packages), [`observe`] (read AWS), [`plan`] (pure diff), [`apply`] (the only mutating code).
+//! packages + tenant [`seed`]s), [`observe`] (read AWS), [`plan`] (pure diff), [`apply`] (the
+//! only mutating code). [`table`] and [`seed`] hold the types and pure diffs of DynamoDB tables
+//! and of the tenant data seeded into them.
 
 pub mod apply;
 pub mod build;
@@ -14,18 +16,30 @@ pub mod names;
 pub mod observe;
 pub mod package;
 pub mod plan;
+pub mod seed;
 pub mod stack;
+pub mod table;
 pub mod tenant;
 pub mod tools;
 
 pub use apply::{ApplyOptions, ApplyReport, apply, destroy};
 pub use build::{BuildRequest, build};
-pub use desired::{Desired, DesiredFunction, DesiredRole, desired};
+pub use desired::{
+    Desired, DesiredFunction, DesiredRole, desired, desired_for_seeding, desired_with_seeds,
+};
 pub use error::{BuildError, DeployError, PackageError, StackError, StackErrors, TenantIdError};
 pub use invoke::{InvokeOutcome, invoke};
-pub use names::{TAG_APP, TAG_LOGICAL, TAG_STAGE, function_name, replacement_name, role_name};
-pub use observe::{Actual, ActualFunction, ActualRole, Clients, observe};
+pub use names::{
+    TAG_APP, TAG_LOGICAL, TAG_STAGE, function_name, replacement_name, role_name, table_name,
+};
+pub use observe::{
+    Actual, ActualFunction, ActualRole, Clients, observe, observe_seeds, observe_stage,
+};
 pub use package::{Package, package_bootstrap, package_file};
-pub use plan::{Action, Change, Plan, ResourceKind, RoleDiff, Summary, plan, plan_destroy};
+pub use plan::{
+    Action, Change, Plan, ResourceKind, RoleDiff, Summary, plan, plan_destroy, plan_seeds,
+};
+pub use seed::{ActualPartition, DesiredSeed, Seed, SeedDiff};
 pub use stack::{App, Architecture, Function, LogFormat, Role, Stage, Target, Tenancy, validate};
+pub use table::{ActualTable, DesiredTable, KeySchema, Table};
 pub use tenant::validate_tenant_id;

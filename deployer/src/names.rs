@@ -43,3 +43,38 @@ pub fn function_prefix(app: &str, stage: &str) -> String {
 pub fn role_name_from_arn(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
 }
+
+/// DynamoDB's limits on table names.
+pub const MIN_TABLE_NAME: usize = 3;
+pub const MAX_TABLE_NAME: usize = 255;
+
+/// The partition key of every table: the tenant (a US state for Represent) owns a partition.
+pub const PARTITION_KEY: &str = "tenant";
+/// The sort key of every table: the record within a tenant's partition (`STATE`,
+/// `COUNTY#48201`, `SEAT#07`).
+pub const SORT_KEY: &str = "record";
+/// The attribute holding a record's JSON document.
+pub const DATA_ATTRIBUTE: &str = "data";
+
+/// The inline policy of the execution role that lets functions read the tables they declare.
+pub const TABLE_READ_POLICY: &str = "table-read";
+
+/// A table's physical name: `{app}-{stage}-{logical}`.
+pub fn table_name(app: &str, stage: &str, logical: &str) -> String {
+    format!("{app}-{stage}-{logical}")
+}
+
+/// The ARN of a table for IAM policies. The plan is pure and runs before any call, so it knows
+/// neither the account nor the region; the wildcards are safe because the table name carries the
+/// app and stage, and a role only ever acts inside its own account.
+pub fn table_arn_pattern(name: &str) -> String {
+    format!("arn:aws:dynamodb:*:*:table/{name}")
+}
+
+/// Whether DynamoDB accepts a table name: 3 to 255 characters of `[a-zA-Z0-9_.-]`.
+pub fn is_valid_table_name(name: &str) -> bool {
+    (MIN_TABLE_NAME..=MAX_TABLE_NAME).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}

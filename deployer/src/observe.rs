@@ -1,21 +1,30 @@
-//! Reading what a stage has in AWS (or the emulator): functions and the execution role.
+//! Reading what a stage has in AWS (or the emulator): functions, the execution role, tables and
+//! the partitions of the tenants the stage seeds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_iam::operation::get_role::GetRoleError;
 use aws_sdk_lambda::error::SdkError;
 use aws_sdk_lambda::types::FunctionConfiguration;
 use serde::Serialize;
 
+use aws_sdk_dynamodb::types::{AttributeValue, KeyType, TableDescription};
+
+use crate::desired::Desired;
 use crate::error::{DeployError, render};
-use crate::names::{self, TAG_APP, TAG_LOGICAL, TAG_STAGE};
+use crate::names::{
+    self, DATA_ATTRIBUTE, PARTITION_KEY, SORT_KEY, TAG_APP, TAG_LOGICAL, TAG_STAGE,
+};
+use crate::seed::{ActualPartition, seeded_tenants};
 use crate::stack::{Architecture, LogFormat, Tenancy};
+use crate::table::{ActualTable, KeyAttribute, KeySchema};
 
 /// The SDK clients the deployer talks through, built once at the edge and passed in.
 #[derive(Debug, Clone)]
 pub struct Clients {
     pub lambda: aws_sdk_lambda::Client,
     pub iam: aws_sdk_iam::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
 }
 
 impl Clients {
@@ -23,6 +32,7 @@ impl Clients {
         Clients {
             lambda: aws_sdk_lambda::Client::new(config),
             iam: aws_sdk_iam::Client::new(config),
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
         }
     }
 }
@@ -32,6 +42,22 @@ impl Clients {
 pub struct Actual {
     pub role: Option<ActualRole>,
     pub functions: Vec<ActualFunction>,
+    pub tables: Vec<ActualTable>,
+    /// The partitions of the seeded tenants that were read. A partition that was not read is
+    /// planned as empty, so deploys observe with [`observe_stage`].
+    pub partitions: Vec<ActualPartition>,
+}
+
+impl Actual {
+    pub fn find_table(&self, name: &str) -> Option<&ActualTable> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+
+    pub fn find_partition(&self, table: &str, tenant: &str) -> Option<&ActualPartition> {
+        self.partitions
+            .iter()
+            .find(|p| p.table == table && p.tenant == tenant)
+    }
 }
 
 /// The stage's execution role as IAM reports it.
@@ -146,7 +172,268 @@ pub async fn observe(clients: &Clients, app: &str, stage: &str) -> Result<Actual
     functions.sort_by(|a, b| a.name.cmp(&b.name));
 
     let role = observe_role(clients, &names::role_name(app, stage)).await?;
-    Ok(Actual { role, functions })
+    let tables = observe_tables(clients, app, stage).await?;
+    Ok(Actual {
+        role,
+        functions,
+        tables,
+        partitions: Vec::new(),
+    })
+}
+
+/// Everything a deploy compares against: [`observe`], plus the partition of every seeded tenant
+/// in every table that already has the desired key (a table about to be created or replaced is
+/// empty as far as the plan is concerned).
+pub async fn observe_stage(clients: &Clients, desired: &Desired) -> Result<Actual, DeployError> {
+    let mut actual = observe(clients, &desired.app, &desired.stage).await?;
+    for seed in &desired.seeds {
+        let ready = actual.find_table(&seed.name).is_some_and(|t| {
+            desired
+                .find_table(&seed.table)
+                .is_some_and(|d| t.key_schema.as_ref() == Some(&d.key_schema))
+        });
+        if !ready {
+            continue;
+        }
+        for tenant in seed.partitions.keys() {
+            let partition = read_partition(clients, &seed.name, tenant).await?;
+            actual.partitions.push(partition);
+        }
+    }
+    Ok(actual)
+}
+
+/// What `cargo xtask tenants seed` compares against: the seeded tables and the partitions of the
+/// seeded tenants (or of one tenant), nothing else. The tables must exist with the desired key,
+/// since seeding never creates or replaces a table.
+pub async fn observe_seeds(
+    clients: &Clients,
+    desired: &Desired,
+    only_tenant: Option<&str>,
+) -> Result<Actual, DeployError> {
+    if let Some(tenant) = only_tenant {
+        let known = seeded_tenants(&desired.seeds);
+        if !known.iter().any(|t| t == tenant) {
+            return Err(DeployError::UnknownTenant {
+                tenant: tenant.to_string(),
+                known,
+            });
+        }
+    }
+    let mut actual = Actual::default();
+    for seed in &desired.seeds {
+        let tenants: Vec<&String> = seed
+            .partitions
+            .keys()
+            .filter(|t| only_tenant.is_none_or(|only| only == t.as_str()))
+            .collect();
+        if tenants.is_empty() {
+            continue;
+        }
+        let Some(table) = read_table(clients, &seed.name).await? else {
+            return Err(DeployError::TableMissing {
+                table: seed.name.clone(),
+            });
+        };
+        if let Some(want) = desired.find_table(&seed.table)
+            && table.key_schema.as_ref() != Some(&want.key_schema)
+        {
+            return Err(DeployError::TableOutdated {
+                table: seed.name.clone(),
+                have: table
+                    .key_schema
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| "unknown".to_string()),
+                want: want.key_schema.to_string(),
+            });
+        }
+        actual.tables.push(table);
+        for tenant in tenants {
+            actual
+                .partitions
+                .push(read_partition(clients, &seed.name, tenant).await?);
+        }
+    }
+    Ok(actual)
+}
+
+/// Every table of the stage. Names narrow the search, tags decide, as for functions.
+async fn observe_tables(
+    clients: &Clients,
+    app: &str,
+    stage: &str,
+) -> Result<Vec<ActualTable>, DeployError> {
+    let prefix = names::function_prefix(app, stage);
+    let mut candidates = Vec::new();
+    let mut start: Option<String> = None;
+    loop {
+        let page = clients
+            .dynamodb
+            .list_tables()
+            .set_exclusive_start_table_name(start.clone())
+            .send()
+            .await
+            .map_err(|e| call_error("ListTables", &format!("tables {prefix}*"), e))?;
+        candidates.extend(
+            page.table_names()
+                .iter()
+                .filter(|n| n.starts_with(&prefix))
+                .cloned(),
+        );
+        match page.last_evaluated_table_name() {
+            Some(last) if !last.is_empty() => start = Some(last.to_string()),
+            _ => break,
+        }
+    }
+    let mut tables = Vec::new();
+    for name in candidates {
+        let Some(table) = read_table(clients, &name).await? else {
+            continue;
+        };
+        if table.tags.get(TAG_APP).map(String::as_str) == Some(app)
+            && table.tags.get(TAG_STAGE).map(String::as_str) == Some(stage)
+        {
+            tables.push(table);
+        }
+    }
+    tables.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(tables)
+}
+
+/// DescribeTable and the table's tags; `None` when the table does not exist.
+async fn read_table(clients: &Clients, name: &str) -> Result<Option<ActualTable>, DeployError> {
+    let resource = format!("table {name}");
+    let description = match clients
+        .dynamodb
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+    {
+        Ok(out) => out.table,
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(call_error("DescribeTable", &resource, e)),
+    };
+    let Some(description) = description else {
+        return Ok(None);
+    };
+    let arn = description.table_arn().unwrap_or_default().to_string();
+    let mut tags = BTreeMap::new();
+    let mut token: Option<String> = None;
+    // DynamoDB only lists tags by ARN; a table without one (an emulator's shortcut) has none.
+    while !arn.is_empty() {
+        let page = clients
+            .dynamodb
+            .list_tags_of_resource()
+            .resource_arn(&arn)
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .map_err(|e| call_error("ListTagsOfResource", &resource, e))?;
+        tags.extend(
+            page.tags()
+                .iter()
+                .map(|t| (t.key().to_string(), t.value().to_string())),
+        );
+        match page.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    Ok(Some(actual_table(name, &description, tags)))
+}
+
+/// Converts DynamoDB's view of a table into the deployer's.
+pub fn actual_table(
+    name: &str,
+    description: &TableDescription,
+    tags: BTreeMap<String, String>,
+) -> ActualTable {
+    let kind_of = |attribute: &str| {
+        description
+            .attribute_definitions()
+            .iter()
+            .find(|d| d.attribute_name() == attribute)
+            .map(|d| d.attribute_type().as_str().to_string())
+            .unwrap_or_else(|| "?".to_string())
+    };
+    let key = |key_type: KeyType| {
+        description
+            .key_schema()
+            .iter()
+            .find(|k| *k.key_type() == key_type)
+            .map(|k| KeyAttribute {
+                name: k.attribute_name().to_string(),
+                kind: kind_of(k.attribute_name()),
+            })
+    };
+    let key_schema = key(KeyType::Hash).map(|partition| KeySchema {
+        partition,
+        sort: key(KeyType::Range),
+    });
+    ActualTable {
+        name: name.to_string(),
+        arn: description.table_arn().unwrap_or_default().to_string(),
+        logical: tags.get(TAG_LOGICAL).cloned(),
+        key_schema,
+        billing_mode: description
+            .billing_mode_summary()
+            .and_then(|b| b.billing_mode())
+            .map(|m| m.as_str().to_string()),
+        status: description.table_status().map(|s| s.as_str().to_string()),
+        tags,
+    }
+}
+
+/// Reads one tenant's partition, every page of it. Consistent reads, so a plan made right after
+/// a seed sees the seed's writes.
+async fn read_partition(
+    clients: &Clients,
+    table: &str,
+    tenant: &str,
+) -> Result<ActualPartition, DeployError> {
+    let resource = format!("tenant {tenant} in {table}");
+    let mut records = BTreeMap::new();
+    let mut start: Option<HashMap<String, AttributeValue>> = None;
+    loop {
+        let page = clients
+            .dynamodb
+            .query()
+            .table_name(table)
+            .key_condition_expression("#tenant = :tenant")
+            .expression_attribute_names("#tenant", PARTITION_KEY)
+            .expression_attribute_values(":tenant", AttributeValue::S(tenant.to_string()))
+            .consistent_read(true)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .map_err(|e| call_error("Query", &resource, e))?;
+        for item in page.items() {
+            let Some(record) = item.get(SORT_KEY).and_then(|v| v.as_s().ok()) else {
+                continue;
+            };
+            let data = item
+                .get(DATA_ATTRIBUTE)
+                .and_then(|v| v.as_s().ok())
+                .cloned();
+            records.insert(record.clone(), data);
+        }
+        match page.last_evaluated_key() {
+            Some(key) if !key.is_empty() => start = Some(key.clone()),
+            _ => break,
+        }
+    }
+    Ok(ActualPartition {
+        table: table.to_string(),
+        tenant: tenant.to_string(),
+        records,
+    })
 }
 
 /// Converts the SDK's view of a function into the deployer's, filling Lambda's defaults where

@@ -8,6 +8,8 @@ use serde::Serialize;
 use crate::desired::{Desired, DesiredFunction, DesiredRole};
 use crate::names;
 use crate::observe::{Actual, ActualFunction, ActualRole};
+use crate::seed::{SeedDiff, diff_partition};
+use crate::table::{TableDiff, diff_table};
 
 /// What apply does to one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -20,9 +22,12 @@ pub enum Action {
     UpdateCodeAndConfiguration,
     /// Only for the role: attach, detach, put or delete policies.
     Update,
-    /// Create the function anew under the other slot name, then delete the old one.
+    /// Functions: create anew under the other slot name, then delete the old one. Tables:
+    /// delete, then create under the same name.
     Replace,
     Delete,
+    /// Write a tenant's partition: put added and changed records, delete removed ones.
+    Seed,
 }
 
 impl Action {
@@ -33,7 +38,8 @@ impl Action {
             Action::UpdateCode
             | Action::UpdateConfiguration
             | Action::UpdateCodeAndConfiguration
-            | Action::Update => "  ~",
+            | Action::Update
+            | Action::Seed => "  ~",
             Action::Replace => "-/+",
             Action::Delete => "  -",
         }
@@ -49,6 +55,7 @@ impl Action {
             | Action::Update => "update",
             Action::Replace => "replace",
             Action::Delete => "delete",
+            Action::Seed => "seed",
         }
     }
 }
@@ -59,6 +66,9 @@ impl Action {
 pub enum ResourceKind {
     Function,
     Role,
+    Table,
+    /// One tenant's partition of a table.
+    Seed,
 }
 
 /// The policy changes a role needs; apply reads the documents from the desired state.
@@ -88,6 +98,9 @@ pub struct Change {
     pub replaces: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role_diff: Option<RoleDiff>,
+    /// On a seed change, the record keys to write; the data stays in the desired state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed_diff: Option<SeedDiff>,
 }
 
 /// Everything a deploy or destroy would do to a stage.
@@ -108,6 +121,8 @@ pub struct Summary {
     pub update: usize,
     pub replace: usize,
     pub delete: usize,
+    /// Tenant partitions to write.
+    pub seed: usize,
     pub unchanged: usize,
 }
 
@@ -124,6 +139,7 @@ impl Plan {
                 Action::Create => s.create += 1,
                 Action::Replace => s.replace += 1,
                 Action::Delete => s.delete += 1,
+                Action::Seed => s.seed += 1,
                 Action::UpdateCode
                 | Action::UpdateConfiguration
                 | Action::UpdateCodeAndConfiguration
@@ -156,9 +172,16 @@ impl fmt::Display for Plan {
         }
         if self.has_changes() {
             let s = self.summary();
+            // The seed count only appears in plans that seed, so plans of stacks without
+            // tables read as they always have.
+            let seed = if self.changes.iter().any(|c| c.kind == ResourceKind::Seed) {
+                format!("{} to seed, ", s.seed)
+            } else {
+                String::new()
+            };
             writeln!(
                 f,
-                "Plan: {} to create, {} to update, {} to replace, {} to delete, {} unchanged.",
+                "Plan: {} to create, {} to update, {} to replace, {} to delete, {seed}{} unchanged.",
                 s.create, s.update, s.replace, s.delete, s.unchanged
             )
         } else {
@@ -188,6 +211,162 @@ fn function_change(name: &str, logical: Option<&str>, action: Action, reason: St
         details: Vec::new(),
         replaces: None,
         role_diff: None,
+        seed_diff: None,
+    }
+}
+
+fn table_change(name: &str, logical: Option<&str>, action: Action, reason: String) -> Change {
+    Change {
+        resource: format!("table {name}"),
+        kind: ResourceKind::Table,
+        logical: logical.map(str::to_string),
+        name: name.to_string(),
+        action,
+        reason,
+        details: Vec::new(),
+        replaces: None,
+        role_diff: None,
+        seed_diff: None,
+    }
+}
+
+fn seed_change(logical: &str, diff: SeedDiff, records: usize) -> Change {
+    let (action, reason) = if diff.is_empty() {
+        let plural = if records == 1 { "" } else { "s" };
+        (
+            Action::NoOp,
+            format!("up to date, {records} record{plural}"),
+        )
+    } else {
+        (Action::Seed, diff.counts())
+    };
+    Change {
+        resource: format!("tenant {} in {}", diff.tenant, diff.table),
+        kind: ResourceKind::Seed,
+        logical: Some(logical.to_string()),
+        name: diff.table.clone(),
+        action,
+        reason,
+        details: Vec::new(),
+        replaces: None,
+        role_diff: None,
+        seed_diff: Some(diff),
+    }
+}
+
+/// The desired tables against the deployed ones: creates, key-schema replacements and billing
+/// updates, in stack order. Also returns the tables this plan leaves empty (created or
+/// replaced), whose seeds are then written in full.
+fn plan_tables(desired: &Desired, actual: &Actual) -> (Vec<Change>, BTreeSet<String>) {
+    let mut changes = Vec::new();
+    let mut fresh = BTreeSet::new();
+    for d in &desired.tables {
+        let Some(a) = actual.tables.iter().find(|a| a.name == d.name) else {
+            fresh.insert(d.name.clone());
+            changes.push(table_change(
+                &d.name,
+                Some(&d.logical),
+                Action::Create,
+                "not deployed yet".to_string(),
+            ));
+            continue;
+        };
+        let change = match diff_table(d, a) {
+            TableDiff::Same => table_change(
+                &d.name,
+                Some(&d.logical),
+                Action::NoOp,
+                "up to date".to_string(),
+            ),
+            TableDiff::KeySchema { from, to } => {
+                fresh.insert(d.name.clone());
+                let mut c = table_change(
+                    &d.name,
+                    Some(&d.logical),
+                    Action::Replace,
+                    "key schema is immutable: the table is deleted and created again, all its \
+                     data is lost and seeded tenants are seeded again"
+                        .to_string(),
+                );
+                c.details = vec![format!("key schema {from} -> {to}")];
+                c
+            }
+            TableDiff::BillingMode { from, to } => {
+                let mut c = table_change(
+                    &d.name,
+                    Some(&d.logical),
+                    Action::Update,
+                    "billing mode changed".to_string(),
+                );
+                c.details = vec![format!("billing mode {from} -> {to}")];
+                c
+            }
+        };
+        changes.push(change);
+    }
+    (changes, fresh)
+}
+
+/// Deployed tables the stack no longer declares.
+fn prune_tables(desired: &Desired, actual: &Actual) -> Vec<Change> {
+    actual
+        .tables
+        .iter()
+        .filter(|a| !desired.tables.iter().any(|d| d.name == a.name))
+        .map(|a| {
+            table_change(
+                &a.name,
+                a.logical.as_deref(),
+                Action::Delete,
+                "no longer in the stack".to_string(),
+            )
+        })
+        .collect()
+}
+
+/// One change per seeded tenant (of `only_tenant` if given), tables in stack order, tenants
+/// sorted. Partitions of tables in `fresh` are empty whatever was observed.
+fn plan_partitions(
+    desired: &Desired,
+    actual: &Actual,
+    fresh: &BTreeSet<String>,
+    only_tenant: Option<&str>,
+) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for seed in &desired.seeds {
+        for (tenant, records) in &seed.partitions {
+            if only_tenant.is_some_and(|only| only != tenant) {
+                continue;
+            }
+            let observed = if fresh.contains(&seed.name) {
+                None
+            } else {
+                actual
+                    .find_partition(&seed.name, tenant)
+                    .map(|p| &p.records)
+            };
+            let diff = diff_partition(&seed.name, tenant, records, observed);
+            changes.push(seed_change(&seed.table, diff, records.len()));
+        }
+    }
+    changes
+}
+
+/// A plan with only the seed changes, for `cargo xtask tenants seed`: one tenant (or every
+/// seeded tenant) against the partitions [`crate::observe::observe_seeds`] read. Tables are
+/// neither created nor replaced here; a missing table is reported when observing.
+pub fn plan_seeds(desired: &Desired, actual: &Actual, only_tenant: Option<&str>) -> Plan {
+    let fresh = desired
+        .seeds
+        .iter()
+        .filter(|s| actual.find_table(&s.name).is_none())
+        .map(|s| s.name.clone())
+        .collect();
+    Plan {
+        app: desired.app.clone(),
+        stage: desired.stage.clone(),
+        changes: plan_partitions(desired, actual, &fresh, only_tenant),
+        role_arn: None,
     }
 }
 
@@ -203,6 +382,7 @@ fn role_change(name: &str, action: Action, reason: &str, diff: Option<RoleDiff>)
         details,
         replaces: None,
         role_diff: diff,
+        seed_diff: None,
     }
 }
 
@@ -382,6 +562,9 @@ fn other_slot(desired: &Desired, logical: &str, name: &str) -> String {
 /// Compares desired and actual state. Pure: no IO, so every decision can be printed and tested.
 pub fn plan(desired: &Desired, actual: &Actual) -> Plan {
     let mut changes = vec![plan_role(&desired.role, actual.role.as_ref())];
+    let (tables, fresh) = plan_tables(desired, actual);
+    changes.extend(tables);
+    changes.extend(plan_partitions(desired, actual, &fresh, None));
     let mut leftovers = Vec::new();
 
     for d in &desired.functions {
@@ -467,6 +650,7 @@ pub fn plan(desired: &Desired, actual: &Actual) -> Plan {
         .collect();
     pruned.sort_by(|a, b| a.name.cmp(&b.name));
     changes.extend(pruned);
+    changes.extend(prune_tables(desired, actual));
 
     Plan {
         app: desired.app.clone(),
@@ -476,7 +660,8 @@ pub fn plan(desired: &Desired, actual: &Actual) -> Plan {
     }
 }
 
-/// Everything a stage has, to be deleted: functions first, then the role they run as.
+/// Everything a stage has, to be deleted: functions first, then their tables, then the role
+/// they run as.
 pub fn plan_destroy(actual: &Actual, app: &str, stage: &str) -> Plan {
     let mut changes: Vec<Change> = actual
         .functions
@@ -491,6 +676,14 @@ pub fn plan_destroy(actual: &Actual, app: &str, stage: &str) -> Plan {
         })
         .collect();
     changes.sort_by(|a, b| a.name.cmp(&b.name));
+    changes.extend(actual.tables.iter().map(|a| {
+        table_change(
+            &a.name,
+            a.logical.as_deref(),
+            Action::Delete,
+            "destroying the stage".to_string(),
+        )
+    }));
     if let Some(role) = &actual.role {
         let diff = RoleDiff {
             detach: role.managed_policies.clone(),

@@ -1,4 +1,5 @@
-//! The typed stack: an app with its functions, execution role and stages, and its validation.
+//! The typed stack: an app with its functions, tables, execution role and stages, and its
+//! validation.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -7,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{StackError, StackErrors};
 use crate::names::{self, BASIC_EXECUTION_POLICY, MAX_FUNCTION_NAME, MAX_ROLE_NAME};
+pub use crate::table::Table;
 
 /// An application: functions sharing one execution role, deployable to several stages.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,6 +16,7 @@ pub struct App {
     pub name: String,
     pub role: Role,
     pub functions: Vec<Function>,
+    pub tables: Vec<Table>,
     pub stages: Vec<Stage>,
 }
 
@@ -23,6 +26,7 @@ impl App {
             name: name.to_string(),
             role: Role::lambda_basic(),
             functions: Vec::new(),
+            tables: Vec::new(),
             stages: Vec::new(),
         }
     }
@@ -37,6 +41,12 @@ impl App {
         self
     }
 
+    /// Declares a DynamoDB table; one is created per stage, named `{app}-{stage}-{logical}`.
+    pub fn table(mut self, table: Table) -> Self {
+        self.tables.push(table);
+        self
+    }
+
     pub fn stage(mut self, stage: Stage) -> Self {
         self.stages.push(stage);
         self
@@ -48,6 +58,10 @@ impl App {
 
     pub fn find_function(&self, logical: &str) -> Option<&Function> {
         self.functions.iter().find(|f| f.logical == logical)
+    }
+
+    pub fn find_table(&self, logical: &str) -> Option<&Table> {
+        self.tables.iter().find(|t| t.logical == logical)
     }
 }
 
@@ -137,6 +151,9 @@ pub struct Function {
     pub function_url: bool,
     pub provisioned_concurrency: Option<u32>,
     pub snap_start: bool,
+    /// Environment variable -> logical table. The variable receives the table's physical name
+    /// and the execution role may read the table.
+    pub reads_tables: BTreeMap<String, String>,
 }
 
 impl Function {
@@ -156,6 +173,7 @@ impl Function {
             function_url: false,
             provisioned_concurrency: None,
             snap_start: false,
+            reads_tables: BTreeMap::new(),
         }
     }
 
@@ -220,6 +238,15 @@ impl Function {
 
     pub fn snap_start(mut self) -> Self {
         self.snap_start = true;
+        self
+    }
+
+    /// Lets the function read the table `logical` (GetItem, Query, BatchGetItem) and passes the
+    /// table's physical name in the environment variable `env_key`, so the code never hardcodes
+    /// a stage.
+    pub fn reads_table(mut self, logical: &str, env_key: &str) -> Self {
+        self.reads_tables
+            .insert(env_key.to_string(), logical.to_string());
         self
     }
 }
@@ -403,6 +430,40 @@ pub fn validate(app: &App, stage: &str) -> Result<(), StackErrors> {
         }
     }
 
+    let mut tables = BTreeSet::new();
+    for t in &app.tables {
+        if !tables.insert(t.logical.as_str()) {
+            errors.push(StackError::DuplicateTable {
+                logical: t.logical.clone(),
+            });
+            continue;
+        }
+        if !is_valid_name(&t.logical) {
+            errors.push(StackError::InvalidName {
+                what: "table",
+                value: t.logical.clone(),
+            });
+        }
+        let name = names::table_name(&app.name, stage, &t.logical);
+        if !names::is_valid_table_name(&name) {
+            errors.push(StackError::InvalidTableName {
+                logical: t.logical.clone(),
+                name,
+            });
+        }
+    }
+    let reads_any_table = app.functions.iter().any(|f| !f.reads_tables.is_empty());
+    if reads_any_table
+        && app
+            .role
+            .inline_policies
+            .contains_key(names::TABLE_READ_POLICY)
+    {
+        errors.push(StackError::ReservedInlinePolicy {
+            name: names::TABLE_READ_POLICY.to_string(),
+        });
+    }
+
     let mut seen = BTreeSet::new();
     for f in &app.functions {
         let logical = &f.logical;
@@ -455,7 +516,23 @@ pub fn validate(app: &App, stage: &str) -> Result<(), StackErrors> {
                 });
             }
         }
-        for key in f.environment.keys() {
+        for (key, table) in &f.reads_tables {
+            if !tables.contains(table.as_str()) {
+                errors.push(StackError::UnknownTable {
+                    logical: logical.clone(),
+                    table: table.clone(),
+                    declared: app.tables.iter().map(|t| t.logical.clone()).collect(),
+                });
+            }
+            if f.environment.contains_key(key) {
+                errors.push(StackError::EnvKeyConflict {
+                    logical: logical.clone(),
+                    key: key.clone(),
+                    table: table.clone(),
+                });
+            }
+        }
+        for key in f.environment.keys().chain(f.reads_tables.keys()) {
             if !is_valid_env_key(key) {
                 errors.push(StackError::InvalidEnvKey {
                     logical: logical.clone(),

@@ -277,7 +277,7 @@ async fn propagation_error_is_not_retried_for_an_existing_role() {
     let (_, d) = single();
     let actual = Actual {
         role: up_to_date(&d).role,
-        functions: vec![],
+        ..Actual::default()
     };
     let create = mock!(Lambda::create_function).then_error(|| {
         CreateFunctionError::InvalidParameterValueException(
@@ -330,7 +330,7 @@ async fn waiter_polls_until_pending_becomes_active() {
     let (_, d) = single();
     let actual = Actual {
         role: up_to_date(&d).role,
-        functions: vec![],
+        ..Actual::default()
     };
     let create =
         mock!(Lambda::create_function).then_output(|| CreateFunctionOutput::builder().build());
@@ -389,7 +389,7 @@ async fn interrupted_create_converges_by_updating() {
     let (_, d) = single();
     let actual = Actual {
         role: up_to_date(&d).role,
-        functions: vec![],
+        ..Actual::default()
     };
     let create = mock!(Lambda::create_function).then_error(|| {
         CreateFunctionError::ResourceConflictException(

@@ -6,5 +6,6 @@ mod invoke;
 mod observe;
 mod package;
 mod plan;
+mod seed;
 mod support;
 mod validate;

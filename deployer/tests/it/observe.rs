@@ -15,7 +15,7 @@ use aws_smithy_mocks::{Rule, mock};
 use deployer::{Role, observe, plan};
 
 use super::support::{
-    BASIC, clients, deployed, deployed_as, desired, desired_of, sdk_configuration,
+    BASIC, clients_with, deployed, deployed_as, desired, desired_of, no_tables, sdk_configuration,
 };
 
 fn listed(name: &str) -> FunctionConfiguration {
@@ -80,7 +80,12 @@ async fn only_functions_tagged_with_the_stage_are_observed() {
         });
     let get_role = no_role();
     // No GetFunction rule for `someone-else`: it must not even be read.
-    let c = clients(&[&page1, &page2, &get_ours, &get_other], &[&get_role]);
+    let tables = no_tables();
+    let c = clients_with(
+        &[&page1, &page2, &get_ours, &get_other],
+        &[&get_role],
+        &[&tables],
+    );
 
     let actual = observe(&c, "represent", "dev").await.expect("observed");
     assert_eq!(actual.functions, vec![ours]);
@@ -128,7 +133,12 @@ async fn role_policy_documents_are_url_decoded() {
                 .build()
                 .expect("fields set")
         });
-    let c = clients(&[&list], &[&get_role, &attached, &inline, &get_policy]);
+    let tables = no_tables();
+    let c = clients_with(
+        &[&list],
+        &[&get_role, &attached, &inline, &get_policy],
+        &[&tables],
+    );
 
     let actual = observe(&c, "represent", "dev").await.expect("observed");
     let role = actual.role.clone().expect("role exists");

@@ -1,8 +1,11 @@
 //! The planner, data-driven: (desired, actual) -> the plan a user reads.
 
-use deployer::{Actual, Architecture, Desired, LogFormat, Role, Tenancy, plan, plan_destroy};
+use deployer::{Actual, Architecture, Desired, LogFormat, Role, Seed, Tenancy, plan, plan_destroy};
 
-use super::support::{self, BASIC, deployed, deployed_as, desired, up_to_date};
+use super::support::{
+    self, BASIC, DATA, deployed, deployed_as, desired, records, stage_up_to_date, tenant_desired,
+    up_to_date,
+};
 
 #[track_caller]
 fn check(desired: &Desired, actual: &Actual, expected: &str) {
@@ -293,5 +296,153 @@ fn plan_serializes_with_snake_case_actions() {
     assert_eq!(
         (s.create, s.update, s.replace, s.delete, s.unchanged),
         (3, 0, 0, 0, 0)
+    );
+}
+
+/// Represent with its table, TX seeded with three counties and CA with one.
+fn seeded() -> Desired {
+    let seed =
+        records(Seed::new("data"), "TX", 3).record("CA", "STATE", r#"{"name":"California"}"#);
+    tenant_desired(vec![seed])
+}
+
+#[test]
+fn first_deploy_creates_the_table_and_seeds_every_tenant() {
+    let d = seeded();
+    let rendered = plan(&d, &Actual::default()).to_string();
+    let expected = "  + create  table represent-dev-data  (not deployed yet)
+  ~ seed    tenant CA in represent-dev-data  (1 to add, 0 to change, 0 to remove)
+  ~ seed    tenant TX in represent-dev-data  (3 to add, 0 to change, 0 to remove)
+";
+    assert!(rendered.contains(expected), "{rendered}");
+    assert!(
+        rendered.ends_with(
+            "Plan: 4 to create, 0 to update, 0 to replace, 0 to delete, 2 to seed, 0 unchanged.\n"
+        ),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn seed_counts_show_what_each_tenant_needs() {
+    let d = seeded();
+    let mut actual = stage_up_to_date(&d);
+    let tx = actual
+        .partitions
+        .iter_mut()
+        .find(|p| p.tenant == "TX")
+        .expect("TX observed");
+    tx.records.remove("COUNTY#00000");
+    tx.records
+        .insert("COUNTY#00001".to_string(), Some("{}".to_string()));
+    tx.records.insert("COUNTY#00002".to_string(), None);
+    tx.records
+        .insert("SEAT#07".to_string(), Some("{}".to_string()));
+    check(
+        &d,
+        &actual,
+        "    no-op   role represent-dev-exec  (up to date)
+    no-op   table represent-dev-data  (up to date)
+    no-op   tenant CA in represent-dev-data  (up to date, 1 record)
+  ~ seed    tenant TX in represent-dev-data  (1 to add, 2 to change, 1 to remove)
+    no-op   function represent-dev-representatives  (up to date)
+    no-op   function represent-dev-counties  (up to date)
+
+Plan: 0 to create, 0 to update, 0 to replace, 0 to delete, 1 to seed, 5 unchanged.",
+    );
+    // The plan as JSON names the records, never their data.
+    let json = serde_json::to_string(&plan(&d, &actual)).expect("serializable");
+    assert!(json.contains(r#""add":["COUNTY#00000"]"#), "{json}");
+    assert!(json.contains(r#""remove":["SEAT#07"]"#), "{json}");
+    assert!(json.contains(r#""kind":"seed""#), "{json}");
+    assert!(!json.contains("county\\\":"), "{json}");
+    assert!(!json.contains("California"), "{json}");
+}
+
+#[test]
+fn partitions_of_tenants_outside_the_seed_are_left_alone() {
+    let d = tenant_desired(vec![records(Seed::new("data"), "TX", 1)]);
+    let mut actual = stage_up_to_date(&d);
+    let mut other = actual.partitions[0].clone();
+    other.tenant = "OK".to_string();
+    actual.partitions.push(other);
+    assert!(!plan(&d, &actual).has_changes(), "{}", plan(&d, &actual));
+
+    // Seeding a tenant with no records empties its partition on purpose.
+    let emptied = tenant_desired(vec![records(Seed::new("data"), "TX", 1).empty_tenant("OK")]);
+    let p = plan(&emptied, &actual);
+    let ok = p
+        .changes
+        .iter()
+        .find(|c| c.resource == "tenant OK in represent-dev-data")
+        .expect("OK planned");
+    assert_eq!(ok.reason, "0 to add, 0 to change, 1 to remove");
+}
+
+#[test]
+fn key_schema_change_replaces_the_table_and_reseeds() {
+    let d = seeded();
+    let mut actual = stage_up_to_date(&d);
+    let table = &mut actual.tables[0];
+    if let Some(key) = table.key_schema.as_mut() {
+        key.partition.name = "pk".to_string();
+    }
+    let rendered = plan(&d, &actual).to_string();
+    assert!(
+        rendered.contains(
+            "-/+ replace table represent-dev-data  (key schema is immutable: the table is deleted and created again, all its data is lost and seeded tenants are seeded again)
+        key schema pk (S), record (S) -> tenant (S), record (S)
+  ~ seed    tenant CA in represent-dev-data  (1 to add, 0 to change, 0 to remove)
+  ~ seed    tenant TX in represent-dev-data  (3 to add, 0 to change, 0 to remove)"
+        ),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn provisioned_table_is_switched_to_on_demand() {
+    let d = seeded();
+    let mut actual = stage_up_to_date(&d);
+    actual.tables[0].billing_mode = Some("PROVISIONED".to_string());
+    let rendered = plan(&d, &actual).to_string();
+    assert!(
+        rendered.contains(
+            "  ~ update  table represent-dev-data  (billing mode changed)
+        billing mode PROVISIONED -> PAY_PER_REQUEST"
+        ),
+        "{rendered}"
+    );
+    // A table whose billing mode DescribeTable leaves out is not a change.
+    actual.tables[0].billing_mode = None;
+    assert!(!plan(&d, &actual).has_changes());
+}
+
+#[test]
+fn tables_no_longer_in_the_stack_are_deleted_after_functions() {
+    let d = seeded();
+    let mut actual = stage_up_to_date(&d);
+    let mut old = actual.tables[0].clone();
+    old.name = "represent-dev-old".to_string();
+    old.logical = Some("old".to_string());
+    actual.tables.push(old);
+    let mut gone = deployed(&d, "counties");
+    gone.name = "represent-dev-gone".to_string();
+    gone.logical = Some("gone".to_string());
+    actual.functions.push(gone);
+    let rendered = plan(&d, &actual).to_string();
+    assert!(
+        rendered.contains(
+            "  - delete  function represent-dev-gone  (no longer in the stack)
+  - delete  table represent-dev-old  (no longer in the stack)
+"
+        ),
+        "{rendered}"
+    );
+    let destroy = plan_destroy(&actual, "represent", "dev").to_string();
+    assert!(
+        destroy.contains(&format!(
+            "  - delete  table {DATA}  (destroying the stage)\n  - delete  table represent-dev-old"
+        )),
+        "{destroy}"
     );
 }

@@ -1,19 +1,25 @@
 //! Fixtures shared by the tests: a small stack, its desired state, deployed copies of it, and
-//! mocked SDK clients.
+//! mocked SDK clients. Tables and tenant data have their own fixtures at the end.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, BillingModeSummary, KeySchemaElement, KeyType,
+    ScalarAttributeType, TableDescription, TableStatus,
+};
 use aws_sdk_lambda::types::{
     Architecture as SdkArchitecture, EnvironmentResponse, FunctionConfiguration, LastUpdateStatus,
     LogFormat as SdkLogFormat, LoggingConfig, Runtime, State, TenancyConfig, TenantIsolationMode,
 };
 use aws_smithy_mocks::{Rule, RuleMode, mock_client};
 use deployer::desired::function_tags;
+use deployer::seed::ActualPartition;
+use deployer::table::{ActualTable, table_tags};
 use deployer::{
     Actual, ActualFunction, ActualRole, App, ApplyOptions, Architecture, Clients, Desired,
-    Function, LogFormat, Package, Stage, Tenancy, package_bootstrap,
+    Function, KeySchema, LogFormat, Package, Seed, Stage, Table, Tenancy, package_bootstrap,
 };
 
 pub const ACCOUNT: &str = "123456789012";
@@ -107,6 +113,27 @@ pub fn up_to_date(d: &Desired) -> Actual {
             .iter()
             .map(|f| deployed(d, &f.logical))
             .collect(),
+        tables: d
+            .tables
+            .iter()
+            .map(|t| deployed_table(d, &t.logical))
+            .collect(),
+        partitions: d
+            .seeds
+            .iter()
+            .flat_map(|s| {
+                s.partitions
+                    .iter()
+                    .map(|(tenant, records)| ActualPartition {
+                        table: s.name.clone(),
+                        tenant: tenant.clone(),
+                        records: records
+                            .iter()
+                            .map(|(k, v)| (k.clone(), Some(v.clone())))
+                            .collect(),
+                    })
+            })
+            .collect(),
     }
 }
 
@@ -162,15 +189,30 @@ pub fn status(name: &str, state: State, update: LastUpdateStatus) -> FunctionCon
         .build()
 }
 
-/// Mocked clients. Strict: a call no rule matches panics and fails the test. The SDK's own
-/// retries are off so that every attempt the deployer makes is one rule call.
+/// Mocked clients with no DynamoDB rules. Strict: a call no rule matches panics and fails the
+/// test. The SDK's own retries are off so that every attempt the deployer makes is one rule call.
 pub fn clients(lambda: &[&Rule], iam: &[&Rule]) -> Clients {
+    clients_with(lambda, iam, &[])
+}
+
+/// Mocked clients for all three services.
+pub fn clients_with(lambda: &[&Rule], iam: &[&Rule], dynamodb: &[&Rule]) -> Clients {
     Clients {
         lambda: mock_client!(aws_sdk_lambda, RuleMode::MatchAny, lambda, |c| c
             .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())),
         iam: mock_client!(aws_sdk_iam, RuleMode::MatchAny, iam, |c| c
             .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled())),
+        dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb, |c| c
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())),
     }
+}
+
+/// Clients whose DynamoDB answers ListTables with no table, for tests about functions and
+/// the role that observe a whole stage.
+pub fn no_tables() -> Rule {
+    aws_smithy_mocks::mock!(aws_sdk_dynamodb::Client::list_tables).then_output(|| {
+        aws_sdk_dynamodb::operation::list_tables::ListTablesOutput::builder().build()
+    })
 }
 
 /// Fast bounds so retry and wait tests take milliseconds.
@@ -208,4 +250,95 @@ pub fn iam_role() -> aws_sdk_iam::types::Role {
         .create_date(aws_smithy_types::DateTime::from_secs(0))
         .build()
         .expect("all required fields set")
+}
+
+pub const DATA: &str = "represent-dev-data";
+
+/// Represent with its tenant table: the per-tenant function reads it, the shared one does not.
+pub fn tenant_app() -> App {
+    App::new("represent")
+        .table(Table::new("data"))
+        .function(
+            Function::new("representatives")
+                .per_tenant()
+                .reads_table("data", "TABLE_NAME"),
+        )
+        .function(Function::new("counties"))
+        .stage(Stage::aws("dev").region("us-east-1"))
+}
+
+/// `n` records for tenant `tenant`, keyed `COUNTY#00000`, `COUNTY#00001`, ...
+pub fn records(seed: Seed, tenant: &str, n: usize) -> Seed {
+    (0..n).fold(seed, |seed, i| {
+        seed.record(
+            tenant,
+            &format!("COUNTY#{i:05}"),
+            &format!(r#"{{"county":{i}}}"#),
+        )
+    })
+}
+
+pub fn tenant_desired(seeds: Vec<Seed>) -> Desired {
+    let app = tenant_app();
+    deployer::desired_with_seeds(&app, "dev", &packages(&app, "v1"), seeds)
+        .expect("fixture stack and seeds are valid")
+}
+
+pub fn table_arn(name: &str) -> String {
+    format!("arn:aws:dynamodb:us-east-1:{ACCOUNT}:table/{name}")
+}
+
+/// A table deployed exactly as desired.
+pub fn deployed_table(d: &Desired, logical: &str) -> ActualTable {
+    let t = d.find_table(logical).expect("table exists");
+    ActualTable {
+        name: t.name.clone(),
+        arn: table_arn(&t.name),
+        logical: Some(logical.to_string()),
+        key_schema: Some(KeySchema::tenant_record()),
+        billing_mode: Some("PAY_PER_REQUEST".to_string()),
+        status: Some("ACTIVE".to_string()),
+        tags: table_tags(&d.app, &d.stage, logical),
+    }
+}
+
+/// What DescribeTable answers for a deployer table with the given status.
+pub fn table_description(name: &str, status: TableStatus) -> TableDescription {
+    let attribute = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("fields set")
+    };
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .expect("fields set")
+    };
+    TableDescription::builder()
+        .table_name(name)
+        .table_arn(table_arn(name))
+        .table_status(status)
+        .attribute_definitions(attribute("tenant"))
+        .attribute_definitions(attribute("record"))
+        .key_schema(key("tenant", KeyType::Hash))
+        .key_schema(key("record", KeyType::Range))
+        .billing_mode_summary(
+            BillingModeSummary::builder()
+                .billing_mode(BillingMode::PayPerRequest)
+                .build(),
+        )
+        .build()
+}
+
+/// The stage exactly as desired, the role's inline policies (the table-read one) included.
+pub fn stage_up_to_date(d: &Desired) -> Actual {
+    let mut actual = up_to_date(d);
+    if let Some(role) = actual.role.as_mut() {
+        role.inline_policies = d.role.inline_policies.clone();
+    }
+    actual
 }

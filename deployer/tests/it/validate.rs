@@ -1,6 +1,8 @@
 //! Stack validation: every problem is reported, before any network call, naming the culprit.
 
-use deployer::{App, Function, Stage, validate};
+use deployer::{App, Function, Role, Seed, Stage, Table, desired_with_seeds, validate};
+
+use super::support::{packages, tenant_app, tenant_desired};
 
 fn errors(app: &App, stage: &str) -> String {
     validate(app, stage)
@@ -147,4 +149,139 @@ fn several_problems_are_all_listed_one_per_line() {
         assert!(msg.contains(problem), "{msg}");
     }
     assert_eq!(msg.lines().count(), 5, "{msg}");
+}
+
+#[test]
+fn reading_an_undeclared_table_lists_the_declared_ones() {
+    let app = base()
+        .table(Table::new("data"))
+        .table(Table::new("cache"))
+        .function(Function::new("f").reads_table("reps", "TABLE_NAME"));
+    let msg = errors(&app, "dev");
+    assert!(
+        msg.contains(
+            "function `f` reads table `reps`, which the stack does not declare; declared tables: data, cache"
+        ),
+        "{msg}"
+    );
+}
+
+#[test]
+fn tables_need_valid_unique_names_and_their_env_key_must_be_free() {
+    let app = base()
+        .table(Table::new("data"))
+        .table(Table::new("data"))
+        .table(Table::new("Bad"))
+        .function(
+            Function::new("f")
+                .env("TABLE_NAME", "x")
+                .reads_table("data", "TABLE_NAME")
+                .reads_table("data", "AWS_REGION"),
+        )
+        .role(Role::lambda_basic().inline_policy("table-read", "{}"));
+    let msg = errors(&app, "dev");
+    assert!(
+        msg.contains("table `data` is defined more than once"),
+        "{msg}"
+    );
+    assert!(msg.contains("table name `Bad`"), "{msg}");
+    assert!(
+        msg.contains("environment key `TABLE_NAME` is set both by `env` and by `reads_table"),
+        "{msg}"
+    );
+    assert!(msg.contains("`AWS_REGION` is reserved"), "{msg}");
+    assert!(
+        msg.contains("inline policy `table-read` is reserved"),
+        "{msg}"
+    );
+    // The physical name must suit DynamoDB: at most 255 characters.
+    let long = base().table(Table::new(&"t".repeat(250)));
+    let msg = errors(&long, "dev");
+    assert!(msg.contains("DynamoDB allows 3 to 255 characters"), "{msg}");
+}
+
+#[test]
+fn functions_get_the_physical_table_name_and_read_only_access_to_exactly_their_tables() {
+    let app = tenant_app()
+        .table(Table::new("unread"))
+        .table(Table::new("cache"))
+        .function(Function::new("cacher").reads_table("cache", "CACHE"));
+    let d = deployer::desired(&app, "dev", &packages(&app, "v1")).expect("valid");
+    let reps = d.find_function("representatives").expect("function");
+    assert_eq!(
+        reps.environment.get("TABLE_NAME").map(String::as_str),
+        Some("represent-dev-data")
+    );
+    let counties = d.find_function("counties").expect("function");
+    assert!(counties.environment.is_empty());
+
+    let doc: serde_json::Value =
+        serde_json::from_str(&d.role.inline_policies["table-read"]).expect("JSON policy");
+    let statements = doc["Statement"].as_array().expect("statements");
+    assert_eq!(statements.len(), 1);
+    assert_eq!(statements[0]["Effect"], "Allow");
+    assert_eq!(
+        statements[0]["Action"],
+        serde_json::json!([
+            "dynamodb:BatchGetItem",
+            "dynamodb:GetItem",
+            "dynamodb:Query"
+        ])
+    );
+    assert_eq!(
+        statements[0]["Resource"],
+        serde_json::json!([
+            "arn:aws:dynamodb:*:*:table/represent-dev-cache",
+            "arn:aws:dynamodb:*:*:table/represent-dev-data",
+        ]),
+        "only the tables some function reads"
+    );
+
+    // No function reads a table: the role has no DynamoDB access at all.
+    let quiet = base()
+        .table(Table::new("data"))
+        .function(Function::new("f"));
+    let d = deployer::desired(&quiet, "dev", &packages(&quiet, "v1")).expect("valid");
+    assert!(d.role.inline_policies.is_empty());
+}
+
+#[test]
+fn seed_problems_are_all_reported_before_any_call() {
+    let app = tenant_app();
+    let seeds = vec![
+        Seed::new("nope").record("TX", "STATE", "{}"),
+        Seed::new("data")
+            .record("T;X", "STATE", "{}")
+            .record("TX", "", "{}")
+            .record("TX", "STATE", "not json"),
+        Seed::new("data").record("TX", "SEAT#01", "{}"),
+    ];
+    let err = desired_with_seeds(&app, "dev", &packages(&app, "v1"), seeds).expect_err("rejected");
+    let msg = err.to_string();
+    assert_eq!(err.0.len(), 5, "{msg}");
+    assert!(
+        msg.contains(
+            "seed data names table `nope`, which the stack does not declare; declared tables: data"
+        ),
+        "{msg}"
+    );
+    assert!(msg.contains("tenant id \"T;X\" contains ';'"), "{msg}");
+    assert!(msg.contains("record key \"\" is empty"), "{msg}");
+    assert!(
+        msg.contains("record \"STATE\": data is not a JSON document"),
+        "{msg}"
+    );
+    assert!(msg.contains("lists tenant \"TX\" more than once"), "{msg}");
+}
+
+#[test]
+fn desired_state_never_serializes_tenant_data() {
+    let d = tenant_desired(vec![Seed::new("data").record(
+        "TX",
+        "STATE",
+        r#"{"secret":1}"#,
+    )]);
+    let json = serde_json::to_string(&d).expect("serializable");
+    assert!(json.contains("represent-dev-data"), "{json}");
+    assert!(!json.contains("secret"), "{json}");
 }
