@@ -1,11 +1,12 @@
-//! The emulator: a local, AWS-wire-compatible endpoint for Lambda and IAM that runs real function
-//! binaries with one pool of execution environments per tenant.
+//! The emulator: a local, AWS-wire-compatible endpoint for Lambda, IAM and DynamoDB that runs real
+//! function binaries with one pool of execution environments per tenant.
 //!
-//! Unchanged `aws-sdk-lambda` and `aws-sdk-iam` clients talk to it with only an endpoint
-//! override. [`Emulator::start`] binds the port, opens the state database and serves until
-//! [`Emulator::shutdown`] (or [`Emulator::wait`], which also stops on Ctrl-C or SIGTERM).
+//! Unchanged `aws-sdk-lambda`, `aws-sdk-iam` and `aws-sdk-dynamodb` clients talk to it with only
+//! an endpoint override. [`Emulator::start`] binds the port, opens the state database and serves
+//! until [`Emulator::shutdown`] (or [`Emulator::wait`], which also stops on Ctrl-C or SIGTERM).
 
 mod clock;
+mod dynamodb;
 mod iam;
 mod lambda;
 pub mod runtime;
@@ -42,6 +43,10 @@ pub struct Config {
     pub max_environments: usize,
     /// How long a new function stays `Pending` and an update stays `InProgress`.
     pub pending_delay: Duration,
+    /// A test knob: every Nth BatchWriteItem leaves its last write request undone and returns
+    /// it in `UnprocessedItems`, as DynamoDB does under load, so that a deployer's retry path
+    /// runs end to end. `Some(1)` never completes a batch. `None` (the default) processes all.
+    pub dynamodb_unprocessed_every: Option<u32>,
 }
 
 impl Config {
@@ -55,6 +60,7 @@ impl Config {
             idle_timeout: Duration::from_secs(300),
             max_environments: 64,
             pending_delay: Duration::from_millis(20),
+            dynamodb_unprocessed_every: None,
         }
     }
 }
@@ -151,6 +157,7 @@ impl Emulator {
             log_sink,
             work_dir,
             lambda: functions,
+            dynamodb: dynamodb::DynamoDb::default(),
         });
 
         let (stop, stopped) = oneshot::channel::<()>();

@@ -1,6 +1,6 @@
 //! One loopback port, many services: routes Lambda's REST paths, the `POST /` services (IAM's
-//! form-encoded Query protocol today; JSON services selected by `X-Amz-Target` later), and the
-//! emulator's own `/_emulator/` introspection endpoints.
+//! form-encoded Query protocol; JSON services, DynamoDB today, selected by `X-Amz-Target`), and
+//! the emulator's own `/_emulator/` introspection endpoints.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::Config;
+use crate::dynamodb;
 use crate::iam;
 use crate::lambda::{self, ApiError};
 use crate::runtime::Runtime;
@@ -28,6 +29,7 @@ pub struct AppState {
     pub log_sink: Arc<StoreLogSink>,
     pub work_dir: PathBuf,
     pub lambda: lambda::Functions,
+    pub dynamodb: dynamodb::DynamoDb,
 }
 
 /// Large enough for a 50 MB deployment package base64-encoded in a CreateFunction body; Invoke
@@ -56,12 +58,15 @@ async fn unknown_operation() -> Response {
 async fn root_post(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
     if let Some(target) = headers.get("x-amz-target") {
         let target = target.to_str().unwrap_or_default();
-        return ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "UnknownOperationException",
-            format!("The emulator does not implement {target} yet."),
-        )
-        .into_response();
+        return match target.split_once('.') {
+            Some(("DynamoDB_20120810", operation)) => dynamodb::handle(app, operation, &body).await,
+            _ => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "UnknownOperationException",
+                format!("The emulator does not implement {target} yet."),
+            )
+            .into_response(),
+        };
     }
     let is_form = headers
         .get(header::CONTENT_TYPE)

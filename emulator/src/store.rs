@@ -69,6 +69,20 @@ CREATE TABLE IF NOT EXISTS log_events (
     message TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS log_events_by_stream ON log_events (log_group, log_stream, seq);
+CREATE TABLE IF NOT EXISTS dynamodb_tables (
+    name TEXT PRIMARY KEY,
+    definition TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dynamodb_items (
+    table_name TEXT NOT NULL,
+    pk TEXT NOT NULL,
+    sk TEXT NOT NULL,
+    item TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    PRIMARY KEY (table_name, pk, sk)
+) WITHOUT ROWID;
 ";
 
 /// Everything that can go wrong with the state database.
@@ -458,6 +472,286 @@ pub fn delete_inline_policy(conn: &Connection, role: &str, name: &str) -> Result
         params![role, name],
     )?;
     Ok(n > 0)
+}
+
+// DynamoDB tables and items.
+
+/// A DynamoDB table as persisted: its definition (key schema, attribute definitions, billing
+/// mode) and tags as JSON, so that describing more of a table never needs a schema migration.
+#[derive(Debug, Clone)]
+pub struct StoredTable {
+    pub name: String,
+    pub definition: String,
+    pub tags: String,
+    pub created_ms: i64,
+}
+
+/// One stored item: its sort key as stored (order-preserving text), the item as DynamoDB JSON,
+/// and its size as DynamoDB counts it towards the 1 MB page.
+#[derive(Debug, Clone)]
+pub struct StoredItem {
+    pub sk: String,
+    pub item: String,
+    pub size: i64,
+}
+
+/// One write of a BatchWriteItem, PutItem or DeleteItem, with keys already in stored form.
+#[derive(Debug, Clone)]
+pub enum ItemWrite {
+    Put {
+        table: String,
+        pk: String,
+        sk: String,
+        item: String,
+        size: i64,
+    },
+    Delete {
+        table: String,
+        pk: String,
+        sk: String,
+    },
+}
+
+/// Which sort keys of one partition a Query reads. Bounds are in stored (order-preserving) form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortKeyRange {
+    All,
+    Eq(String),
+    Lt(String),
+    Le(String),
+    Gt(String),
+    Ge(String),
+    Between(String, String),
+    BeginsWith(String),
+}
+
+/// One page of a Query over a single partition.
+#[derive(Debug, Clone)]
+pub struct PartitionQuery {
+    pub table: String,
+    pub pk: String,
+    pub range: SortKeyRange,
+    pub forward: bool,
+    /// The sort key of the last item of the previous page.
+    pub after: Option<String>,
+    pub limit: Option<usize>,
+    /// The page ends before the item that would take it past this many bytes.
+    pub max_bytes: i64,
+}
+
+pub fn dynamodb_table(conn: &Connection, name: &str) -> Result<Option<StoredTable>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT name, definition, tags, created_ms FROM dynamodb_tables WHERE name = ?1",
+            [name],
+            |row| {
+                Ok(StoredTable {
+                    name: row.get(0)?,
+                    definition: row.get(1)?,
+                    tags: row.get(2)?,
+                    created_ms: row.get(3)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Table names in order, starting after `after`, at most `limit` of them.
+pub fn dynamodb_table_names(
+    conn: &Connection,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT name FROM dynamodb_tables WHERE ?1 IS NULL OR name > ?1 ORDER BY name LIMIT ?2",
+    )?;
+    let names = stmt
+        .query_map(params![after, limit as i64], |row| row.get(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(names)
+}
+
+/// Returns false, changing nothing, when a table of that name exists.
+pub fn insert_dynamodb_table(conn: &Connection, table: &StoredTable) -> Result<bool, StoreError> {
+    let n = conn.execute(
+        "INSERT OR IGNORE INTO dynamodb_tables (name, definition, tags, created_ms)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![table.name, table.definition, table.tags, table.created_ms],
+    )?;
+    Ok(n > 0)
+}
+
+pub fn set_dynamodb_table_definition(
+    conn: &Connection,
+    name: &str,
+    definition: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE dynamodb_tables SET definition = ?2 WHERE name = ?1",
+        params![name, definition],
+    )?;
+    Ok(())
+}
+
+pub fn set_dynamodb_table_tags(
+    conn: &Connection,
+    name: &str,
+    tags: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE dynamodb_tables SET tags = ?2 WHERE name = ?1",
+        params![name, tags],
+    )?;
+    Ok(())
+}
+
+/// Deletes a table and every item in it; returns whether the table existed.
+pub fn delete_dynamodb_table(conn: &mut Connection, name: &str) -> Result<bool, StoreError> {
+    let tx = conn.transaction()?;
+    let n = tx.execute("DELETE FROM dynamodb_tables WHERE name = ?1", [name])?;
+    tx.execute("DELETE FROM dynamodb_items WHERE table_name = ?1", [name])?;
+    tx.commit()?;
+    Ok(n > 0)
+}
+
+/// How many items a table holds and their total size in bytes.
+pub fn dynamodb_table_usage(conn: &Connection, name: &str) -> Result<(i64, i64), StoreError> {
+    Ok(conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM dynamodb_items WHERE table_name = ?1",
+        [name],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?)
+}
+
+pub fn dynamodb_item(
+    conn: &Connection,
+    table: &str,
+    pk: &str,
+    sk: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT item FROM dynamodb_items WHERE table_name = ?1 AND pk = ?2 AND sk = ?3",
+            params![table, pk, sk],
+            |row| row.get(0),
+        )
+        .optional()?)
+}
+
+/// Applies every write in one transaction and returns, for each, the item it replaced or
+/// deleted (if any).
+pub fn write_dynamodb_items(
+    conn: &mut Connection,
+    writes: &[ItemWrite],
+) -> Result<Vec<Option<String>>, StoreError> {
+    let tx = conn.transaction()?;
+    let mut old_items = Vec::with_capacity(writes.len());
+    {
+        let mut get = tx.prepare_cached(
+            "SELECT item FROM dynamodb_items WHERE table_name = ?1 AND pk = ?2 AND sk = ?3",
+        )?;
+        let mut put = tx.prepare_cached(
+            "INSERT OR REPLACE INTO dynamodb_items (table_name, pk, sk, item, size)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        let mut delete = tx.prepare_cached(
+            "DELETE FROM dynamodb_items WHERE table_name = ?1 AND pk = ?2 AND sk = ?3",
+        )?;
+        for write in writes {
+            let (table, pk, sk) = match write {
+                ItemWrite::Put { table, pk, sk, .. } | ItemWrite::Delete { table, pk, sk } => {
+                    (table, pk, sk)
+                }
+            };
+            let old: Option<String> = get
+                .query_row(params![table, pk, sk], |row| row.get(0))
+                .optional()?;
+            match write {
+                ItemWrite::Put { item, size, .. } => {
+                    put.execute(params![table, pk, sk, item, size])?;
+                }
+                ItemWrite::Delete { .. } => {
+                    delete.execute(params![table, pk, sk])?;
+                }
+            }
+            old_items.push(old);
+        }
+    }
+    tx.commit()?;
+    Ok(old_items)
+}
+
+/// One page of a partition in sort-key order. Also returns whether the page was cut short (by
+/// the limit or the byte budget), which is when DynamoDB hands back a `LastEvaluatedKey`: as
+/// DynamoDB does, a page that reaches its limit says so even when nothing follows.
+pub fn query_dynamodb_partition(
+    conn: &Connection,
+    query: &PartitionQuery,
+) -> Result<(Vec<StoredItem>, bool), StoreError> {
+    // Placeholders are numbered as their values are pushed, so each clause names its own.
+    fn push<'a>(sql: &mut String, args: &mut Vec<&'a str>, clause: &str, value: &'a str) {
+        args.push(value);
+        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+    }
+    let mut sql =
+        String::from("SELECT sk, item, size FROM dynamodb_items WHERE table_name = ?1 AND pk = ?2");
+    let mut args: Vec<&str> = vec![&query.table, &query.pk];
+    match &query.range {
+        SortKeyRange::All => {}
+        SortKeyRange::Eq(v) => push(&mut sql, &mut args, " AND sk = ?", v),
+        SortKeyRange::Lt(v) => push(&mut sql, &mut args, " AND sk < ?", v),
+        SortKeyRange::Le(v) => push(&mut sql, &mut args, " AND sk <= ?", v),
+        SortKeyRange::Gt(v) => push(&mut sql, &mut args, " AND sk > ?", v),
+        SortKeyRange::Ge(v) => push(&mut sql, &mut args, " AND sk >= ?", v),
+        SortKeyRange::Between(low, high) => {
+            push(&mut sql, &mut args, " AND sk >= ?", low);
+            push(&mut sql, &mut args, " AND sk <= ?", high);
+        }
+        SortKeyRange::BeginsWith(prefix) => {
+            // The range condition lets SQLite seek in the primary key; the substring test
+            // decides.
+            push(&mut sql, &mut args, " AND sk >= ?", prefix);
+            push(
+                &mut sql,
+                &mut args,
+                " AND substr(sk, 1, length(?)) = ?",
+                prefix,
+            );
+        }
+    }
+    if let Some(after) = &query.after {
+        let clause = if query.forward {
+            " AND sk > ?"
+        } else {
+            " AND sk < ?"
+        };
+        push(&mut sql, &mut args, clause, after);
+    }
+    sql.push_str(if query.forward {
+        " ORDER BY sk ASC"
+    } else {
+        " ORDER BY sk DESC"
+    });
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
+    let mut items = Vec::new();
+    let mut bytes = 0i64;
+    while let Some(row) = rows.next()? {
+        let size: i64 = row.get(2)?;
+        if !items.is_empty() && bytes + size > query.max_bytes {
+            return Ok((items, true));
+        }
+        bytes += size;
+        items.push(StoredItem {
+            sk: row.get(0)?,
+            item: row.get(1)?,
+            size,
+        });
+        if query.limit.is_some_and(|limit| items.len() >= limit) {
+            return Ok((items, true));
+        }
+    }
+    Ok((items, false))
 }
 
 // Log events.
