@@ -2,17 +2,15 @@
 //! execution environment that only ever serves that state.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
+use represent::{Deps, DynamoSource};
 use serde_json::Value;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
-        represent::direct::handle(
-            "representatives",
-            event.context.tenant_id.as_deref(),
-            &event.payload,
-        )
+    represent::logging::init();
+    let deps = Deps::new(&representatives::FUNCTION, DynamoSource::from_env().await);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
+        represent::handle(event, &deps)
     }))
     .await
 }

@@ -1,0 +1,5 @@
+//! Integration tests of the `representatives` function: its handler called directly, with the
+//! committed tenant data in memory and API Gateway events from fixtures.
+
+mod routes;
+mod support;
