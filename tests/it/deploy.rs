@@ -3,6 +3,7 @@
 
 use deployer::plan::Action;
 use deployer::stack::Tenancy;
+use serde_json::json;
 
 use crate::support::{self, changed_package, deploy, emulator, invoke, packages};
 
@@ -25,7 +26,9 @@ async fn deploy_invoke_redeploy_update_and_destroy() {
     let (plan, report) = deploy(&stage, &app, STAGE, &packages).await;
     assert!(plan.has_changes());
     assert!(
-        actions(&plan).iter().all(|(_, action)| *action == Action::Create),
+        actions(&plan)
+            .iter()
+            .all(|(_, action)| matches!(action, Action::Create | Action::Seed)),
         "{plan}"
     );
     assert!(report.mutating_calls > 0);
@@ -48,11 +51,48 @@ async fn deploy_invoke_redeploy_update_and_destroy() {
         "Lambda's CodeSha256 is the package's"
     );
 
-    // Each tenant is answered as itself by the real binary.
-    let tx = invoke(&stage, &app, STAGE, "representatives", Some("TX")).await;
-    assert_eq!(tx["tenant"], "TX");
-    let ca = invoke(&stage, &app, STAGE, "representatives", Some("CA")).await;
-    assert_eq!(ca["tenant"], "CA");
+    // Each tenant is answered with its own data, read from its own partition.
+    let tx = invoke(
+        &stage,
+        &app,
+        STAGE,
+        "representatives",
+        Some("TX"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(tx["state"]["id"], "TX", "{tx}");
+    assert_eq!(tx["senators"].as_array().map(Vec::len), Some(2), "{tx}");
+    assert_eq!(tx["seats"].as_array().map(Vec::len), Some(38), "{tx}");
+    let vacant = &tx["seats"][22];
+    assert_eq!(
+        (vacant["district"].as_u64(), vacant["vacant"].as_bool()),
+        (Some(23), Some(true))
+    );
+    let ca = invoke(&stage, &app, STAGE, "counties", Some("CA"), json!({})).await;
+    assert_eq!(ca["state"]["id"], "CA", "{ca}");
+    assert_eq!(ca["counties"].as_array().map(Vec::len), Some(58), "{ca}");
+    // Texas's environment cannot be used to read a California county.
+    let across = invoke(
+        &stage,
+        &app,
+        STAGE,
+        "counties",
+        Some("TX"),
+        json!({"path": "/counties/06037"}),
+    )
+    .await;
+    assert_eq!(across["error"]["status"], 404, "{across}");
+    let harris = invoke(
+        &stage,
+        &app,
+        STAGE,
+        "counties",
+        Some("TX"),
+        json!({"path": "/counties/48201"}),
+    )
+    .await;
+    assert_eq!(harris["county"]["name"], "Harris County", "{harris}");
 
     // Nothing changed: nothing is sent.
     let (plan, report) = deploy(&stage, &app, STAGE, &packages).await;
@@ -86,10 +126,18 @@ async fn deploy_invoke_redeploy_update_and_destroy() {
         config.code_sha256(),
         Some(changed["representatives"].code_sha256.as_str())
     );
-    let tx = invoke(&stage, &app, STAGE, "representatives", Some("TX")).await;
-    assert_eq!(tx["tenant"], "TX", "the new code answers");
+    let tx = invoke(
+        &stage,
+        &app,
+        STAGE,
+        "representatives",
+        Some("TX"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(tx["state"]["id"], "TX", "the new code answers");
 
-    // Destroy removes every function and the role of the stage.
+    // Destroy removes every function, the table and the role of the stage.
     let actual = deployer::observe::observe(&stage.clients, &app.name, STAGE)
         .await
         .expect("observe");
@@ -99,6 +147,17 @@ async fn deploy_invoke_redeploy_update_and_destroy() {
         .expect("destroy");
     let left = stage.lambda.list_functions().send().await.expect("list");
     assert!(left.functions().is_empty(), "{:?}", left.functions());
+    let tables = stage
+        .dynamodb
+        .list_tables()
+        .send()
+        .await
+        .expect("list tables");
+    assert!(
+        tables.table_names().is_empty(),
+        "{:?}",
+        tables.table_names()
+    );
     let role = stage
         .iam
         .get_role()
@@ -143,21 +202,32 @@ async fn tenancy_change_replaces_the_function_without_a_gap() {
     assert!(replace.reason.contains("tenancy"), "{}", replace.reason);
 
     let listed = stage.lambda.list_functions().send().await.expect("list");
-    let names: Vec<&str> = listed
-        .functions()
-        .iter()
-        .filter_map(|f| f.function_name())
-        .collect();
-    assert_eq!(names.len(), 1, "the old function is gone: {names:?}");
-    let config = &listed.functions()[0];
     assert_eq!(
-        config
-            .tenancy_config()
-            .map(|t| t.tenant_isolation_mode().as_str()),
-        Some("PER_TENANT")
+        listed.functions().len(),
+        app.functions.len(),
+        "one function per logical function, the old ones are gone: {:?}",
+        listed.functions()
     );
-    let tx = invoke(&stage, &app, STAGE, "representatives", Some("TX")).await;
-    assert_eq!(tx["tenant"], "TX");
+    for config in listed.functions() {
+        assert_eq!(
+            config
+                .tenancy_config()
+                .map(|t| t.tenant_isolation_mode().as_str()),
+            Some("PER_TENANT"),
+            "{:?}",
+            config.function_name()
+        );
+    }
+    let tx = invoke(
+        &stage,
+        &app,
+        STAGE,
+        "representatives",
+        Some("TX"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(tx["state"]["id"], "TX");
 
     // The replacement converged: the next deploy has nothing to do.
     let (plan, report) = deploy(&stage, &app, STAGE, &packages).await;

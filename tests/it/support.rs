@@ -64,6 +64,7 @@ pub struct Stage {
     pub clients: Clients,
     pub lambda: aws_sdk_lambda::Client,
     pub iam: aws_sdk_iam::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
     _state: tempfile::TempDir,
 }
 
@@ -72,7 +73,9 @@ pub async fn emulator() -> Stage {
     let state = tempfile::tempdir().expect("temp dir");
     let mut config = emulator::Config::new(state.path());
     config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
-    let emulator = emulator::Emulator::start(config).await.expect("emulator starts");
+    let emulator = emulator::Emulator::start(config)
+        .await
+        .expect("emulator starts");
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(emulator.endpoint())
@@ -86,6 +89,7 @@ pub async fn emulator() -> Stage {
         clients: Clients::new(&sdk),
         lambda: aws_sdk_lambda::Client::new(&sdk),
         iam: aws_sdk_iam::Client::new(&sdk),
+        dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
         _state: state,
     }
 }
@@ -98,15 +102,36 @@ pub fn options() -> ApplyOptions {
     }
 }
 
-/// observe -> plan -> apply, returning the plan and what applying it did.
+/// Every committed tenant file, as the seed of the stack's `data` table.
+pub fn tenant_seed() -> deployer::Seed {
+    let mut seed = deployer::Seed::new("data");
+    let dir = project_root().join("tenants");
+    for entry in std::fs::read_dir(&dir).expect("tenants/ exists") {
+        let path = entry.expect("readable").path();
+        if path.file_name().is_some_and(|n| n == "index.json")
+            || path.extension().is_none_or(|e| e != "json")
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("tenant file readable");
+        let file: represent::tenant::TenantFile =
+            serde_json::from_str(&text).expect("tenant file parses");
+        seed.partitions
+            .insert(file.id.clone(), represent::records::to_records(&file));
+    }
+    seed
+}
+
+/// observe -> plan -> apply with the tenants' data, returning the plan and what applying it did.
 pub async fn deploy(
     stage: &Stage,
     app: &App,
     stage_name: &str,
     packages: &BTreeMap<String, Package>,
 ) -> (Plan, ApplyReport) {
-    let desired = deployer::desired::desired(app, stage_name, packages).expect("valid stack");
-    let actual = deployer::observe::observe(&stage.clients, &app.name, stage_name)
+    let desired = deployer::desired_with_seeds(app, stage_name, packages, vec![tenant_seed()])
+        .expect("valid stack");
+    let actual = deployer::observe_stage(&stage.clients, &desired)
         .await
         .expect("observe");
     let plan = deployer::plan::plan(&desired, &actual);
@@ -116,13 +141,15 @@ pub async fn deploy(
     (plan, report)
 }
 
-/// Invokes the deployed function of `logical` as `tenant`, returning its JSON answer.
+/// Invokes the deployed function of `logical` as `tenant` with a direct-invoke payload,
+/// returning its JSON answer.
 pub async fn invoke(
     stage: &Stage,
     app: &App,
     stage_name: &str,
     logical: &str,
     tenant: Option<&str>,
+    payload: serde_json::Value,
 ) -> serde_json::Value {
     let actual = deployer::observe::observe(&stage.clients, &app.name, stage_name)
         .await
@@ -132,9 +159,15 @@ pub async fn invoke(
         .iter()
         .find(|f| f.logical.as_deref() == Some(logical))
         .expect("function deployed");
-    let outcome = deployer::invoke::invoke(&stage.clients, &function.name, tenant, b"{}".to_vec(), false)
+    let payload = serde_json::to_vec(&payload).expect("JSON");
+    let outcome = deployer::invoke::invoke(&stage.clients, &function.name, tenant, payload, false)
         .await
         .expect("invoke");
-    assert_eq!(outcome.function_error, None, "payload: {:?}", String::from_utf8_lossy(&outcome.payload));
+    assert_eq!(
+        outcome.function_error,
+        None,
+        "payload: {:?}",
+        String::from_utf8_lossy(&outcome.payload)
+    );
     serde_json::from_slice(&outcome.payload).expect("JSON answer")
 }

@@ -118,8 +118,8 @@ async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
     let emulator = emulator::Emulator::start(config).await?;
     let sdk = context::emulator_config(&emulator.endpoint()).await;
     let clients = deployer::Clients::new(&sdk);
-    let desired = deployer::desired(&app, "dev", &packages)
-        .map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    let desired =
+        deployer::desired(&app, "dev", &packages).map_err(|errors| anyhow::anyhow!("{errors}"))?;
     let actual = deployer::observe(&clients, &app.name, "dev").await?;
     let plan = deployer::plan(&desired, &actual);
     deployer::apply(
@@ -146,14 +146,21 @@ async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
         .filter_map(|e| e["cold_start_ms"].as_f64())
         .collect();
     let init_p50 = median(init);
-    rows.push(row("cold start: first invoke of a tenant, p50", ms(percentile(&cold, 50.0)), None));
+    rows.push(row(
+        "cold start: first invoke of a tenant, p50",
+        ms(percentile(&cold, 50.0)),
+        None,
+    ));
     rows.push(row(
         "cold start: process start to ready (emulator-measured), p50",
         format!("{init_p50:.3} ms"),
         None,
     ));
 
-    progress.step(&format!("warm latency: {} invokes of one tenant", args.warm));
+    progress.step(&format!(
+        "warm latency: {} invokes of one tenant",
+        args.warm
+    ));
     let warm = warm_latencies(lambda, &function, Some("TX"), args.warm).await?;
 
     let watch = if args.no_watch {
@@ -163,12 +170,18 @@ async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
         match watch_latencies(&progress, args.warm).await {
             Ok(samples) => Some(samples),
             Err(error) => {
-                progress.step(&format!("cargo lambda watch could not be measured: {error:#}"));
+                progress.step(&format!(
+                    "cargo lambda watch could not be measured: {error:#}"
+                ));
                 None
             }
         }
     };
-    for (label, p) in [("warm invoke p50", 50.0), ("warm invoke p99", 99.0), ("warm invoke max", 100.0)] {
+    for (label, p) in [
+        ("warm invoke p50", 50.0),
+        ("warm invoke p99", 99.0),
+        ("warm invoke max", 100.0),
+    ] {
         rows.push(row(
             &format!("{label} ({} invokes)", args.warm),
             ms(percentile(&warm, p)),
@@ -203,7 +216,10 @@ async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
         ));
     }
 
-    progress.step(&format!("{} distinct tenants, cap {}", args.tenants, args.max_environments));
+    progress.step(&format!(
+        "{} distinct tenants, cap {}",
+        args.tenants, args.max_environments
+    ));
     let started = Instant::now();
     for i in 0..args.tenants {
         timed_invoke(lambda, &function, Some(&format!("tenant-{i}"))).await?;
@@ -218,7 +234,10 @@ async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
         None,
     ));
     rows.push(row(
-        &format!("{} tenants: environments (cap {})", args.tenants, args.max_environments),
+        &format!(
+            "{} tenants: environments (cap {})",
+            args.tenants, args.max_environments
+        ),
         environments.to_string(),
         None,
     ));
@@ -228,7 +247,10 @@ async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
         None,
     ));
     rows.push(row(
-        &format!("{} tenants: memory, emulator + environments (RSS)", args.tenants),
+        &format!(
+            "{} tenants: memory, emulator + environments (RSS)",
+            args.tenants
+        ),
         format!("{:.1} MiB", rss_kib as f64 / 1024.0),
         None,
     ));
@@ -242,7 +264,10 @@ async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
     progress.finish();
 
     let width = rows.iter().map(|r| r.measure.len()).max().unwrap_or(10);
-    println!("{:<width$}  {:>16}  {:>18}", "measure", "emulator", "cargo lambda watch");
+    println!(
+        "{:<width$}  {:>16}  {:>18}",
+        "measure", "emulator", "cargo lambda watch"
+    );
     for r in rows {
         println!("{:<width$}  {:>16}  {:>18}", r.measure, r.emulator, r.watch);
     }
@@ -263,7 +288,10 @@ fn status(endpoint: &str) -> anyhow::Result<Vec<serde_json::Value>> {
     let body = crate::emulator_cmd::http_get(port, "/_emulator/status")
         .context("the emulator answers its status")?;
     let value: serde_json::Value = serde_json::from_str(&body)?;
-    Ok(value["environments"].as_array().cloned().unwrap_or_default())
+    Ok(value["environments"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default())
 }
 
 /// This process's children named `bootstrap`, with their resident memory in KiB.
@@ -279,8 +307,7 @@ fn bootstrap_processes() -> Vec<(u32, u64)> {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
             let (comm, rest) = stat.split_once(") ")?;
             let parent = rest.split(' ').nth(1)?;
-            (comm.ends_with("(bootstrap") && parent == me)
-                .then(|| (pid, rss_kib(&pid.to_string())))
+            (comm.ends_with("(bootstrap") && parent == me).then(|| (pid, rss_kib(&pid.to_string())))
         })
         .collect()
 }
@@ -306,7 +333,14 @@ async fn watch_latencies(progress: &Progress, count: usize) -> anyhow::Result<Ve
     let (program, prefix) = tool.command.split_first().context("cargo-lambda command")?;
     let child = Command::new(program)
         .args(prefix)
-        .args(["watch", "--release", "--invoke-port", &port.to_string(), "-p", "representatives"])
+        .args([
+            "watch",
+            "--release",
+            "--invoke-port",
+            &port.to_string(),
+            "-p",
+            "representatives",
+        ])
         .current_dir(&root)
         .env("PATH", tool.path_env())
         .stdin(Stdio::null())
@@ -336,7 +370,11 @@ async fn watch_latencies(progress: &Progress, count: usize) -> anyhow::Result<Ve
     }
     let mut samples = Vec::with_capacity(count);
     for _ in 0..50 {
-        lambda.invoke().function_name("representatives").send().await?;
+        lambda
+            .invoke()
+            .function_name("representatives")
+            .send()
+            .await?;
     }
     for _ in 0..count {
         let started = Instant::now();

@@ -58,9 +58,8 @@ pub struct Connected {
 
 /// Validates the stack for `stage` (before any network call) and returns the stage.
 pub fn checked_stage<'a>(app: &'a App, stage: &str) -> anyhow::Result<&'a Stage> {
-    deployer::stack::validate(app, stage).map_err(|errors| {
-        anyhow::anyhow!("the `{}` stack is invalid:\n{errors}", app.name)
-    })?;
+    deployer::stack::validate(app, stage)
+        .map_err(|errors| anyhow::anyhow!("the `{}` stack is invalid:\n{errors}", app.name))?;
     app.find_stage(stage)
         .with_context(|| format!("unknown stage `{stage}`"))
 }

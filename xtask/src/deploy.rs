@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::context::{self, StageArgs};
 use crate::output::{OutputFormat, Progress, print_json};
+use crate::seeds;
 use xtask::stack;
 
 #[derive(Debug, clap::Args)]
@@ -61,13 +62,16 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<()> {
 async fn run(args: StageArgs, dry_run: bool) -> anyhow::Result<()> {
     let app = stack::represent();
     let stage = context::checked_stage(&app, &args.stage)?;
+    let tenants = seeds::tenant_files(&context::project_root())?;
+    // Connecting first: missing AWS credentials are reported before a long build.
+    let target = context::connect(stage, &args).await?;
     let progress = Progress::new();
     let packages = build(&app, stage, &progress)?;
-    let desired = deployer::desired::desired(&app, &stage.name, &packages)
+    let seeds = vec![seeds::seed(&tenants)];
+    let desired = deployer::desired_with_seeds(&app, &stage.name, &packages, seeds)
         .map_err(|errors| anyhow::anyhow!("the `{}` stack is invalid:\n{errors}", app.name))?;
-    let target = context::connect(stage, &args).await?;
     progress.step(&format!("observing stage `{}`", stage.name));
-    let actual = deployer::observe::observe(&target.clients, &app.name, &stage.name).await?;
+    let actual = deployer::observe_stage(&target.clients, &desired).await?;
     let plan = deployer::plan::plan(&desired, &actual);
     let mut report = ApplyReport::default();
     if args.output == OutputFormat::Text {

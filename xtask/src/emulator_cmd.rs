@@ -189,7 +189,10 @@ fn status(output: OutputFormat) -> anyhow::Result<()> {
         return print_json(&status);
     }
     println!("emulator at {}", endpoint(port));
-    let environments = status["environments"].as_array().cloned().unwrap_or_default();
+    let environments = status["environments"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     if environments.is_empty() {
         println!("no execution environments (invoke a function to start one)");
         return Ok(());
@@ -204,7 +207,10 @@ fn status(output: OutputFormat) -> anyhow::Result<()> {
             env["function"].as_str().unwrap_or("-"),
             env["tenant"].as_str().unwrap_or("-"),
             env["state"].as_str().unwrap_or("-"),
-            env["pid"].as_u64().map(|p| p.to_string()).unwrap_or_default(),
+            env["pid"]
+                .as_u64()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
             env["invocations"].as_u64().unwrap_or(0),
             env["cold_start_ms"].as_f64().unwrap_or(0.0),
         );

@@ -7,6 +7,7 @@ mod deploy;
 mod emulator_cmd;
 mod invoke;
 mod output;
+mod seeds;
 mod tenants;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,9 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Tenants(tenants::TenantsCommand::Seed(args)) => {
+            context::runtime().and_then(|rt| rt.block_on(seeds::run(args)))
+        }
         Command::Tenants(cmd) => tenants::run(cmd, &context::project_root()),
         Command::Emulator(emulator_cmd::EmulatorCommand::Serve(args)) => emulator_cmd::serve(args),
         command => context::runtime().and_then(|rt| {

@@ -1,6 +1,7 @@
 //! The Represent stack: what `cargo xtask deploy` ships, described in typed Rust.
 
 use deployer::stack::{App, Function, Role, Stage};
+use deployer::table::Table;
 
 /// Represent: look up the elected representatives, counties and districts of a US state. Every
 /// state is a tenant, so every function runs in tenant isolation mode: an execution environment
@@ -8,12 +9,23 @@ use deployer::stack::{App, Function, Role, Stage};
 pub fn represent() -> App {
     App::new("represent")
         .role(Role::lambda_basic())
+        // Every state's data, one partition per tenant, seeded from tenants/ on each deploy.
+        .table(Table::new("data"))
         .function(
             Function::new("representatives")
                 .description("A state's senators and House seats")
                 .memory(256)
                 .timeout(10)
-                .per_tenant(),
+                .per_tenant()
+                .reads_table("data", "TABLE_NAME"),
+        )
+        .function(
+            Function::new("counties")
+                .description("A state's counties, by FIPS code")
+                .memory(256)
+                .timeout(10)
+                .per_tenant()
+                .reads_table("data", "TABLE_NAME"),
         )
         // Local development: the embedded emulator, built for this machine's architecture.
         .stage(Stage::emulator("dev"))

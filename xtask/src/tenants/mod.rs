@@ -2,7 +2,7 @@
 //! validate them.
 
 mod import;
-mod validate;
+pub(crate) mod validate;
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +38,9 @@ pub enum TenantsCommand {
     },
     /// Validate every tenant file and the index; exits non-zero listing every problem.
     Validate,
+    /// Write the tenant files into the stage's table, changing only what differs (a deploy does
+    /// this too)
+    Seed(crate::seeds::SeedArgs),
 }
 
 pub fn run(cmd: TenantsCommand, project_root: &Path) -> anyhow::Result<()> {
@@ -68,6 +71,7 @@ pub fn run(cmd: TenantsCommand, project_root: &Path) -> anyhow::Result<()> {
             }
             println!("{} tenant files are valid", checked.tenants.len());
         }
+        TenantsCommand::Seed(_) => bail!("`tenants seed` runs through the stage's clients"),
     }
     Ok(())
 }

@@ -27,16 +27,22 @@ fn fails_with(args: &[&str], expected: &[&str]) {
     }
     assert!(
         !stderr.contains("dispatch failure") && !stderr.contains("Connection refused"),
-        "{args:?} reached the network:\n{stderr}"
+        "{args:?} failed on the network instead:\n{stderr}"
     );
 }
 
 #[test]
 fn every_command_explains_itself() {
     for (command, flags) in [
-        (vec!["deploy"], vec!["--stage", "--dry-run", "--endpoint-url", "--output"]),
+        (
+            vec!["deploy"],
+            vec!["--stage", "--dry-run", "--endpoint-url", "--output"],
+        ),
         (vec!["plan"], vec!["--stage", "--output"]),
-        (vec!["invoke"], vec!["--tenant", "--function", "--payload", "--logs"]),
+        (
+            vec!["invoke"],
+            vec!["--tenant", "--function", "--payload", "--logs"],
+        ),
         (vec!["destroy"], vec!["--stage", "--yes"]),
         (vec!["emulator", "start"], vec!["--port"]),
         (vec!["emulator", "status"], vec!["--output"]),
@@ -48,7 +54,10 @@ fn every_command_explains_itself() {
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(output.status.success(), "{args:?}");
         for flag in flags {
-            assert!(stdout.contains(flag), "{args:?} documents {flag}:\n{stdout}");
+            assert!(
+                stdout.contains(flag),
+                "{args:?} documents {flag}:\n{stdout}"
+            );
         }
     }
 }
@@ -86,11 +95,27 @@ fn invoke_rejects_a_tenant_that_is_not_a_state() {
 #[test]
 fn invoke_rejects_unknown_function_and_bad_payload() {
     fails_with(
-        &["invoke", "--endpoint-url", CLOSED, "--tenant", "TX", "--function", "nope"],
+        &[
+            "invoke",
+            "--endpoint-url",
+            CLOSED,
+            "--tenant",
+            "TX",
+            "--function",
+            "nope",
+        ],
         &["unknown function `nope`", "representatives"],
     );
     fails_with(
-        &["invoke", "--endpoint-url", CLOSED, "--tenant", "TX", "--payload", "{oops"],
+        &[
+            "invoke",
+            "--endpoint-url",
+            CLOSED,
+            "--tenant",
+            "TX",
+            "--payload",
+            "{oops",
+        ],
         &["--payload is not valid JSON"],
     );
 }
@@ -109,4 +134,109 @@ fn destroy_needs_confirmation() {
         &["destroy", "--stage", "dev", "--endpoint-url", CLOSED],
         &["--yes"],
     );
+}
+
+#[test]
+fn an_aws_stage_without_credentials_says_how_to_provide_them() {
+    let home = tempfile::tempdir().expect("temp dir");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("AWS_") {
+            command.env_remove(key);
+        }
+    }
+    let output = command
+        .args(["plan", "--stage", "prod"])
+        .env("HOME", home.path())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", home.path().join("config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            home.path().join("credentials"),
+        )
+        // No instance metadata lookup: this machine is not in AWS, and the test must not try.
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdin(Stdio::null())
+        .output()
+        .expect("xtask runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("no AWS credentials"), "{stderr}");
+    assert!(stderr.contains("AWS_PROFILE"), "{stderr}");
+    assert!(stderr.contains("--stage dev"), "{stderr}");
+    assert!(
+        !stderr.contains("cargo-lambda"),
+        "nothing was built first:\n{stderr}"
+    );
+}
+
+/// The README's flow, through the CLI, against an emulator on an ephemeral port: deploy prints a
+/// machine-readable plan, a second deploy changes nothing, invoke answers as the tenant, destroy
+/// removes the stage.
+#[test]
+fn deploy_invoke_redeploy_and_destroy_through_the_cli() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let state = tempfile::tempdir().expect("temp dir");
+    let emulator = runtime.block_on(async {
+        let mut config = emulator::Config::new(state.path());
+        config.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        emulator::Emulator::start(config)
+            .await
+            .expect("emulator starts")
+    });
+    let url = emulator.endpoint();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let output = xtask(args);
+        assert!(
+            output.status.success(),
+            "{args:?}:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("--output json prints JSON")
+    };
+
+    let first = json(&["deploy", "--endpoint-url", &url, "--output", "json"]);
+    let changes = first["plan"]["changes"].as_array().expect("changes");
+    assert!(!changes.is_empty());
+    for change in changes {
+        assert_eq!(change["action"], "create", "{change}");
+        assert!(change["resource"].is_string() && change["reason"].is_string());
+    }
+    assert!(first["mutating_calls"].as_u64() > Some(0));
+
+    let second = json(&["deploy", "--endpoint-url", &url, "--output", "json"]);
+    assert_eq!(second["mutating_calls"], 0, "{second}");
+    for change in second["plan"]["changes"].as_array().expect("changes") {
+        assert_eq!(change["action"], "no_op", "{change}");
+    }
+
+    let answer = json(&[
+        "invoke",
+        "--endpoint-url",
+        &url,
+        "--tenant",
+        "TX",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(answer["payload"]["tenant"], "TX", "{answer}");
+    let text = xtask(&["invoke", "--endpoint-url", &url, "--tenant", "CA"]);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("\"tenant\": \"CA\""));
+
+    let destroyed = json(&[
+        "destroy",
+        "--endpoint-url",
+        &url,
+        "--yes",
+        "--output",
+        "json",
+    ]);
+    for change in destroyed["plan"]["changes"].as_array().expect("changes") {
+        assert_eq!(change["action"], "delete", "{change}");
+    }
+    fails_with(
+        &["invoke", "--endpoint-url", &url, "--tenant", "TX"],
+        &["not deployed", "cargo xtask deploy"],
+    );
+    runtime.block_on(emulator.shutdown());
 }
