@@ -49,6 +49,49 @@ async fn main() -> Result<(), lambda_runtime::Error> {
 
 async fn handler(event: LambdaEvent<Value>) -> Result<Value, Diagnostic> {
     let (input, context) = event.into_parts();
+    // An API Gateway REST proxy event: run the op its `op` query string parameter names (`raw`
+    // answers whoami without the proxy response shape) and answer with a proxy response whose
+    // body holds the op's answer and the event as the function received it.
+    // An API Gateway TOKEN authorizer event: `allow:TENANT` allows the call and hands TENANT to
+    // the integration as `context.authorizer.tenant`; any other token is denied explicitly.
+    if input["type"] == "TOKEN" {
+        let token = input["authorizationToken"].as_str().unwrap_or_default();
+        let (effect, tenant) = match token.strip_prefix("allow:") {
+            Some(tenant) => ("Allow", tenant),
+            None => ("Deny", ""),
+        };
+        return Ok(json!({
+            "principalId": "probe",
+            "policyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Action": "execute-api:Invoke",
+                    "Effect": effect,
+                    "Resource": input["methodArn"],
+                }],
+            },
+            "context": { "tenant": tenant },
+        }));
+    }
+    if input.get("requestContext").is_some() && input.get("httpMethod").is_some() {
+        let op = input["queryStringParameters"]["op"]
+            .as_str()
+            .unwrap_or("whoami")
+            .to_string();
+        if op == "raw" {
+            return run(json!({ "op": "whoami" }), context).await;
+        }
+        let answer = run(json!({ "op": op }), context).await?;
+        return Ok(json!({
+            "statusCode": 200,
+            "headers": { "content-type": "application/json", "x-probe": "proxy" },
+            "body": json!({ "answer": answer, "event": input }).to_string(),
+        }));
+    }
+    run(input, context).await
+}
+
+async fn run(input: Value, context: lambda_runtime::Context) -> Result<Value, Diagnostic> {
     let tmpdir = std::env::var("TMPDIR").unwrap_or_default();
     match input["op"].as_str().unwrap_or("whoami") {
         "whoami" => {

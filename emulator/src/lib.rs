@@ -5,7 +5,9 @@
 //! an endpoint override. [`Emulator::start`] binds the port, opens the state database and serves
 //! until [`Emulator::shutdown`] (or [`Emulator::wait`], which also stops on Ctrl-C or SIGTERM).
 
+mod apigateway;
 mod clock;
+mod cloudwatch_logs;
 mod dynamodb;
 mod iam;
 mod lambda;
@@ -149,6 +151,7 @@ impl Emulator {
             log_sink.clone(),
         );
         let functions = lambda::Functions::load(&store, work_dir.clone()).await?;
+        let rest_apis = apigateway::RestApis::load(&store).await?;
         let state = Arc::new(AppState {
             config,
             endpoint,
@@ -158,6 +161,7 @@ impl Emulator {
             work_dir,
             lambda: functions,
             dynamodb: dynamodb::DynamoDb::default(),
+            apigateway: rest_apis,
         });
 
         let (stop, stopped) = oneshot::channel::<()>();

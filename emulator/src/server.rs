@@ -13,6 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::Config;
+use crate::apigateway;
+use crate::cloudwatch_logs;
 use crate::dynamodb;
 use crate::iam;
 use crate::lambda::{self, ApiError};
@@ -30,6 +32,7 @@ pub struct AppState {
     pub work_dir: PathBuf,
     pub lambda: lambda::Functions,
     pub dynamodb: dynamodb::DynamoDb,
+    pub apigateway: apigateway::RestApis,
 }
 
 /// Large enough for a 50 MB deployment package base64-encoded in a CreateFunction body; Invoke
@@ -39,6 +42,7 @@ const BODY_LIMIT: usize = 80 * 1024 * 1024;
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(lambda::routes())
+        .merge(apigateway::routes())
         .route("/", post(root_post))
         .route("/_emulator/status", get(status))
         .route("/_emulator/health", get(|| async { "ok" }))
@@ -60,6 +64,9 @@ async fn root_post(State(app): State<Arc<AppState>>, headers: HeaderMap, body: B
         let target = target.to_str().unwrap_or_default();
         return match target.split_once('.') {
             Some(("DynamoDB_20120810", operation)) => dynamodb::handle(app, operation, &body).await,
+            Some(("Logs_20140328", operation)) => {
+                cloudwatch_logs::handle(app, operation, &body).await
+            }
             _ => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "UnknownOperationException",

@@ -69,6 +69,18 @@ CREATE TABLE IF NOT EXISTS log_events (
     message TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS log_events_by_stream ON log_events (log_group, log_stream, seq);
+CREATE INDEX IF NOT EXISTS log_events_by_time ON log_events (log_group, timestamp);
+CREATE TABLE IF NOT EXISTS log_groups (
+    name TEXT PRIMARY KEY,
+    created_ms INTEGER NOT NULL,
+    retention_days INTEGER
+);
+CREATE TABLE IF NOT EXISTS log_streams (
+    log_group TEXT NOT NULL,
+    log_stream TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    PRIMARY KEY (log_group, log_stream)
+);
 CREATE TABLE IF NOT EXISTS dynamodb_tables (
     name TEXT PRIMARY KEY,
     definition TEXT NOT NULL,
@@ -83,6 +95,10 @@ CREATE TABLE IF NOT EXISTS dynamodb_items (
     size INTEGER NOT NULL,
     PRIMARY KEY (table_name, pk, sk)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS apigateway_rest_apis (
+    id TEXT PRIMARY KEY,
+    document TEXT NOT NULL
+);
 ";
 
 /// Everything that can go wrong with the state database.
@@ -314,6 +330,30 @@ pub fn remove_permission(conn: &Connection, function: &str, sid: &str) -> Result
         "DELETE FROM permissions WHERE function = ?1 AND sid = ?2",
         params![function, sid],
     )?;
+    Ok(())
+}
+
+// API Gateway REST APIs, one JSON document per API (resources, methods, deployments, stages).
+
+pub fn load_rest_apis(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
+    let mut stmt = conn.prepare("SELECT id, document FROM apigateway_rest_apis ORDER BY id")?;
+    let apis = stmt
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(apis)
+}
+
+pub fn put_rest_api(conn: &Connection, id: &str, document: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO apigateway_rest_apis (id, document) VALUES (?1, ?2)
+         ON CONFLICT(id) DO UPDATE SET document = ?2",
+        params![id, document],
+    )?;
+    Ok(())
+}
+
+pub fn delete_rest_api(conn: &Connection, id: &str) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM apigateway_rest_apis WHERE id = ?1", [id])?;
     Ok(())
 }
 
@@ -790,6 +830,344 @@ pub fn log_events(
         })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(events)
+}
+
+/// A log group as CloudWatch Logs describes it. A group exists once CreateLogGroup made it (a
+/// row in `log_groups`) or once an execution environment first logged to it, as Lambda creates
+/// `/aws/lambda/<function>` itself; such an implicit group dates from its first line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLogGroup {
+    pub name: String,
+    pub created_ms: i64,
+    pub retention_days: Option<i64>,
+}
+
+/// A log stream: created by CreateLogStream, or implicitly by its first line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLogStream {
+    pub name: String,
+    pub created_ms: i64,
+    pub first_event_ms: Option<i64>,
+    pub last_event_ms: Option<i64>,
+    pub stored_bytes: i64,
+}
+
+/// Which events of one log group a CloudWatch Logs read visits, in (timestamp, seq) order.
+#[derive(Debug, Clone)]
+pub struct LogEventScan<'a> {
+    pub log_group: &'a str,
+    /// Only these streams; `None` for every stream of the group.
+    pub log_streams: Option<&'a [String]>,
+    /// Inclusive lower bound on the timestamp.
+    pub start_ms: Option<i64>,
+    /// Exclusive upper bound on the timestamp.
+    pub end_before_ms: Option<i64>,
+    /// The (timestamp, seq) position the scan continues from, not included.
+    pub from: Option<(i64, i64)>,
+    /// Oldest first when true, newest first otherwise.
+    pub forward: bool,
+}
+
+fn explicit_log_group(conn: &Connection, name: &str) -> Result<Option<StoredLogGroup>, StoreError> {
+    Ok(conn
+        .query_row(
+            "SELECT name, created_ms, retention_days FROM log_groups WHERE name = ?1",
+            [name],
+            |row| {
+                Ok(StoredLogGroup {
+                    name: row.get(0)?,
+                    created_ms: row.get(1)?,
+                    retention_days: row.get(2)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// The group, explicit or implicit, or `None` when it does not exist.
+pub fn log_group(conn: &Connection, name: &str) -> Result<Option<StoredLogGroup>, StoreError> {
+    if let Some(group) = explicit_log_group(conn, name)? {
+        return Ok(Some(group));
+    }
+    // MIN over the (log_group, timestamp) index is one seek, not a scan.
+    let first: Option<i64> = conn.query_row(
+        "SELECT MIN(timestamp) FROM log_events WHERE log_group = ?1",
+        [name],
+        |row| row.get(0),
+    )?;
+    Ok(first.map(|created_ms| StoredLogGroup {
+        name: name.to_string(),
+        created_ms,
+        retention_days: None,
+    }))
+}
+
+/// Groups in name order whose name starts with `prefix` and sorts after `after`, at most `limit`.
+pub fn log_groups(
+    conn: &Connection,
+    prefix: Option<&str>,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<StoredLogGroup>, StoreError> {
+    let prefix = prefix.unwrap_or("");
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, created_ms, retention_days FROM log_groups
+         WHERE name >= ?1 AND (?2 IS NULL OR name > ?2) ORDER BY name",
+    )?;
+    let mut groups = Vec::new();
+    let mut rows = stmt.query(params![prefix, after])?;
+    while let Some(row) = rows.next()? {
+        let name: String = row.get(0)?;
+        if !name.starts_with(prefix) || groups.len() >= limit {
+            break;
+        }
+        groups.push(StoredLogGroup {
+            name,
+            created_ms: row.get(1)?,
+            retention_days: row.get(2)?,
+        });
+    }
+    // Implicit groups: walk the distinct group names of `log_events` one index seek at a time,
+    // so that listing costs one lookup per group rather than a scan of every line. The first
+    // `limit` implicit groups are enough: the merged page holds at most `limit`.
+    let mut first_at = conn.prepare_cached(
+        "SELECT log_group FROM log_events WHERE log_group >= ?1 ORDER BY log_group LIMIT 1",
+    )?;
+    let mut first_after = conn.prepare_cached(
+        "SELECT log_group FROM log_events WHERE log_group > ?1 ORDER BY log_group LIMIT 1",
+    )?;
+    let mut found: Option<String> = match after {
+        Some(after) if after >= prefix => first_after
+            .query_row([after], |row| row.get(0))
+            .optional()?,
+        _ => first_at.query_row([prefix], |row| row.get(0)).optional()?,
+    };
+    let mut implicit = 0;
+    while let Some(name) = found {
+        if !name.starts_with(prefix) || implicit >= limit {
+            break;
+        }
+        if explicit_log_group(conn, &name)?.is_none()
+            && let Some(group) = log_group(conn, &name)?
+        {
+            groups.push(group);
+            implicit += 1;
+        }
+        found = first_after
+            .query_row([&name], |row| row.get(0))
+            .optional()?;
+    }
+    groups.sort_by(|a, b| a.name.cmp(&b.name));
+    groups.dedup_by(|a, b| a.name == b.name);
+    groups.truncate(limit);
+    Ok(groups)
+}
+
+/// Returns false, changing nothing, when the group exists (explicitly or implicitly).
+pub fn create_log_group(
+    conn: &Connection,
+    name: &str,
+    created_ms: i64,
+) -> Result<bool, StoreError> {
+    if log_group(conn, name)?.is_some() {
+        return Ok(false);
+    }
+    conn.execute(
+        "INSERT INTO log_groups (name, created_ms) VALUES (?1, ?2)",
+        params![name, created_ms],
+    )?;
+    Ok(true)
+}
+
+/// Deletes a group with its streams and events; returns whether it existed.
+pub fn delete_log_group(conn: &mut Connection, name: &str) -> Result<bool, StoreError> {
+    let tx = conn.transaction()?;
+    let existed = log_group(&tx, name)?.is_some();
+    tx.execute("DELETE FROM log_groups WHERE name = ?1", [name])?;
+    tx.execute("DELETE FROM log_streams WHERE log_group = ?1", [name])?;
+    tx.execute("DELETE FROM log_events WHERE log_group = ?1", [name])?;
+    tx.commit()?;
+    Ok(existed)
+}
+
+/// Sets (or with `None` removes) a group's retention; returns false when the group does not exist.
+pub fn set_log_retention(
+    conn: &Connection,
+    name: &str,
+    retention_days: Option<i64>,
+) -> Result<bool, StoreError> {
+    let Some(group) = log_group(conn, name)? else {
+        return Ok(false);
+    };
+    // An implicit group becomes explicit here, keeping the creation time of its first line.
+    conn.execute(
+        "INSERT INTO log_groups (name, created_ms, retention_days) VALUES (?1, ?2, ?3)
+         ON CONFLICT(name) DO UPDATE SET retention_days = ?3",
+        params![name, group.created_ms, retention_days],
+    )?;
+    Ok(true)
+}
+
+/// Every stream of a group (in no particular order) with its first and last event times.
+pub fn log_streams(conn: &Connection, log_group: &str) -> Result<Vec<StoredLogStream>, StoreError> {
+    let mut streams: std::collections::BTreeMap<String, StoredLogStream> = Default::default();
+    let mut stmt = conn.prepare_cached(
+        "SELECT log_stream, MIN(timestamp), MAX(timestamp), SUM(length(message))
+         FROM log_events WHERE log_group = ?1 GROUP BY log_stream",
+    )?;
+    let mut rows = stmt.query([log_group])?;
+    while let Some(row) = rows.next()? {
+        let name: String = row.get(0)?;
+        let first: i64 = row.get(1)?;
+        streams.insert(
+            name.clone(),
+            StoredLogStream {
+                name,
+                created_ms: first,
+                first_event_ms: Some(first),
+                last_event_ms: Some(row.get(2)?),
+                stored_bytes: row.get(3)?,
+            },
+        );
+    }
+    let mut stmt =
+        conn.prepare_cached("SELECT log_stream, created_ms FROM log_streams WHERE log_group = ?1")?;
+    let mut rows = stmt.query([log_group])?;
+    while let Some(row) = rows.next()? {
+        let name: String = row.get(0)?;
+        let created_ms: i64 = row.get(1)?;
+        streams
+            .entry(name.clone())
+            .and_modify(|stream| stream.created_ms = created_ms)
+            .or_insert(StoredLogStream {
+                name,
+                created_ms,
+                first_event_ms: None,
+                last_event_ms: None,
+                stored_bytes: 0,
+            });
+    }
+    Ok(streams.into_values().collect())
+}
+
+pub fn log_stream_exists(
+    conn: &Connection,
+    log_group: &str,
+    log_stream: &str,
+) -> Result<bool, StoreError> {
+    let found: Option<i64> = conn
+        .query_row(
+            "SELECT 1 FROM log_streams WHERE log_group = ?1 AND log_stream = ?2
+             UNION ALL
+             SELECT 1 FROM log_events WHERE log_group = ?1 AND log_stream = ?2
+             LIMIT 1",
+            params![log_group, log_stream],
+            |row| row.get(0),
+        )
+        .optional()?;
+    Ok(found.is_some())
+}
+
+/// Returns false, changing nothing, when the stream exists.
+pub fn create_log_stream(
+    conn: &Connection,
+    log_group: &str,
+    log_stream: &str,
+    created_ms: i64,
+) -> Result<bool, StoreError> {
+    if log_stream_exists(conn, log_group, log_stream)? {
+        return Ok(false);
+    }
+    conn.execute(
+        "INSERT INTO log_streams (log_group, log_stream, created_ms) VALUES (?1, ?2, ?3)",
+        params![log_group, log_stream, created_ms],
+    )?;
+    Ok(true)
+}
+
+/// Appends events written through PutLogEvents (they carry no tenant).
+pub fn put_log_events(
+    conn: &mut Connection,
+    log_group: &str,
+    log_stream: &str,
+    events: &[(i64, String)],
+) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO log_events (log_group, log_stream, tenant, timestamp, message)
+             VALUES (?1, ?2, NULL, ?3, ?4)",
+        )?;
+        for (timestamp, message) in events {
+            stmt.execute(params![log_group, log_stream, timestamp, message])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Visits the events `scan` selects in order until `visit` returns false.
+pub fn scan_log_events(
+    conn: &Connection,
+    scan: &LogEventScan<'_>,
+    mut visit: impl FnMut(StoredLogEvent) -> bool,
+) -> Result<(), StoreError> {
+    let (position, order) = if scan.forward {
+        ("(timestamp, seq) > (?4, ?5)", "ASC")
+    } else {
+        ("(timestamp, seq) < (?4, ?5)", "DESC")
+    };
+    let from = scan.from.unwrap_or(if scan.forward {
+        (i64::MIN, i64::MIN)
+    } else {
+        (i64::MAX, i64::MAX)
+    });
+    // SQLite seeks the (log_group, timestamp) index on the plain timestamp bounds only, not on
+    // the row value; folding the position into them keeps a late page from rescanning the
+    // pages before it.
+    let mut start = scan.start_ms.unwrap_or(i64::MIN);
+    let mut end_before = scan.end_before_ms.unwrap_or(i64::MAX);
+    if scan.forward {
+        start = start.max(from.0);
+    } else {
+        end_before = end_before.min(from.0.saturating_add(1));
+    }
+    let mut args: Vec<rusqlite::types::Value> = vec![
+        scan.log_group.to_string().into(),
+        start.into(),
+        end_before.into(),
+        from.0.into(),
+        from.1.into(),
+    ];
+    let mut streams = String::new();
+    if let Some(names) = scan.log_streams {
+        let placeholders: Vec<String> = (0..names.len())
+            .map(|i| format!("?{}", args.len() + i + 1))
+            .collect();
+        streams = format!(" AND log_stream IN ({})", placeholders.join(", "));
+        args.extend(names.iter().map(|name| name.clone().into()));
+    }
+    let sql = format!(
+        "SELECT seq, log_group, log_stream, tenant, timestamp, message FROM log_events
+         WHERE log_group = ?1 AND timestamp >= ?2 AND timestamp < ?3 AND {position}{streams}
+         ORDER BY timestamp {order}, seq {order}"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(args))?;
+    while let Some(row) = rows.next()? {
+        let event = StoredLogEvent {
+            seq: row.get(0)?,
+            log_group: row.get(1)?,
+            log_stream: row.get(2)?,
+            tenant: row.get(3)?,
+            timestamp_ms: row.get(4)?,
+            message: row.get(5)?,
+        };
+        if !visit(event) {
+            break;
+        }
+    }
+    Ok(())
 }
 
 enum LogMessage {

@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::error::{ApiError, violation};
 use super::model;
-use crate::runtime::{Invocation, InvocationType, InvokeError};
+use crate::runtime::{FunctionSpec, Invocation, InvocationType, InvokeError, InvokeOutcome};
 use crate::server::AppState;
 
 /// Lambda's synchronous request payload limit.
@@ -44,28 +44,36 @@ enum Kind {
     DryRun,
 }
 
-async fn run(
-    app: &Arc<AppState>,
-    raw_name: &str,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let name = model::resolve_function_name(raw_name);
-    let (spec, per_tenant) = {
-        let map = super::read(&app.lambda.map);
-        let Some(record) = map.get(name) else {
-            drop(map);
-            return Err(ApiError::function_not_found(&super::function_arn(
-                app, name,
-            )));
-        };
-        if record.is_pending(Instant::now()) {
-            return Err(ApiError::conflict(model::PENDING_CONFLICT));
-        }
-        (Arc::clone(&record.spec), record.per_tenant())
-    };
+/// A function that may be invoked now: its spec, whether it is PER_TENANT, and its resource
+/// policy statements (for callers such as API Gateway that must check them).
+struct Invocable {
+    spec: Arc<FunctionSpec>,
+    per_tenant: bool,
+    statements: Vec<serde_json::Value>,
+}
 
-    if body.len() > MAX_PAYLOAD {
+/// Lambda's first checks, in Lambda's order: the function exists and is not Pending.
+fn invocable(app: &AppState, raw_name: &str) -> Result<Invocable, ApiError> {
+    let name = model::resolve_function_name(raw_name);
+    let map = super::read(&app.lambda.map);
+    let Some(record) = map.get(name) else {
+        drop(map);
+        return Err(ApiError::function_not_found(&super::function_arn(
+            app, name,
+        )));
+    };
+    if record.is_pending(Instant::now()) {
+        return Err(ApiError::conflict(model::PENDING_CONFLICT));
+    }
+    Ok(Invocable {
+        spec: Arc::clone(&record.spec),
+        per_tenant: record.per_tenant(),
+        statements: record.permissions.iter().map(|(_, s)| s.clone()).collect(),
+    })
+}
+
+fn check_size(len: usize) -> Result<(), ApiError> {
+    if len > MAX_PAYLOAD {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "RequestTooLargeException",
@@ -74,23 +82,82 @@ async fn run(
             ),
         ));
     }
+    Ok(())
+}
 
-    let tenant = match headers.get("x-amz-tenant-id") {
-        None => None,
-        Some(value) => {
-            // A header value may carry bytes that are not UTF-8; they can never satisfy the
-            // pattern, so show them lossily in the message and reject.
-            let tenant = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            let violations = model::tenant_violations(&tenant);
-            if !violations.is_empty() {
-                return Err(ApiError::validation(&violations));
-            }
-            Some(tenant)
+/// The tenant id rules of the front door: a well-formed id, present exactly when the function
+/// is PER_TENANT.
+fn check_tenant(tenant: Option<String>, per_tenant: bool) -> Result<Option<String>, ApiError> {
+    if let Some(tenant) = &tenant {
+        let violations = model::tenant_violations(tenant);
+        if !violations.is_empty() {
+            return Err(ApiError::validation(&violations));
         }
-    };
+    }
     if per_tenant != tenant.is_some() {
         return Err(ApiError::invalid_parameter(TENANCY_MISMATCH));
     }
+    Ok(tenant)
+}
+
+/// Lambda hands a function `{}` when the caller sent no payload at all; anything else must be
+/// JSON.
+fn check_payload(body: Bytes) -> Result<Vec<u8>, ApiError> {
+    if body.is_empty() {
+        return Ok(b"{}".to_vec());
+    }
+    if let Err(error) = serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+        return Err(ApiError::invalid_content(error));
+    }
+    Ok(Vec::from(body))
+}
+
+/// A synchronous `RequestResponse` invoke on behalf of another service, through the same checks
+/// as the Invoke API (function state, payload size, tenant id rules, JSON payload). `authorize`
+/// sees the function's resource-policy statements first and may refuse the call, as Lambda does
+/// when the caller's service principal is not allowed.
+pub async fn invoke_for_service(
+    app: &Arc<AppState>,
+    function: &str,
+    tenant: Option<String>,
+    payload: Vec<u8>,
+    authorize: impl FnOnce(&[serde_json::Value]) -> Result<(), ApiError>,
+) -> Result<InvokeOutcome, ApiError> {
+    let target = invocable(app, function)?;
+    authorize(&target.statements)?;
+    check_size(payload.len())?;
+    let tenant = check_tenant(tenant, target.per_tenant)?;
+    let payload = check_payload(Bytes::from(payload))?;
+    let invocation = Invocation {
+        tenant,
+        payload,
+        invocation_type: InvocationType::RequestResponse,
+        tail: false,
+        client_context: None,
+    };
+    match app.runtime.invoke(target.spec, invocation).await {
+        Ok(outcome) => Ok(outcome),
+        Err(InvokeError::TooManyEnvironments) => Err(ApiError::too_many_requests()),
+        Err(InvokeError::Internal(message)) => Err(ApiError::service(message)),
+    }
+}
+
+async fn run(
+    app: &Arc<AppState>,
+    raw_name: &str,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let Invocable {
+        spec, per_tenant, ..
+    } = invocable(app, raw_name)?;
+    check_size(body.len())?;
+    // A header value may carry bytes that are not UTF-8; they can never satisfy the pattern, so
+    // they are shown lossily in the message and rejected.
+    let tenant = headers
+        .get("x-amz-tenant-id")
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    let tenant = check_tenant(tenant, per_tenant)?;
 
     let kind = match header_str(headers, "x-amz-invocation-type") {
         None | Some("RequestResponse") => Kind::RequestResponse,
@@ -116,15 +183,7 @@ async fn run(
         }
     };
 
-    // Lambda hands a function `{}` when the caller sent no payload at all.
-    let payload: Vec<u8> = if body.is_empty() {
-        b"{}".to_vec()
-    } else {
-        if let Err(error) = serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
-            return Err(ApiError::invalid_content(error));
-        }
-        Vec::from(body)
-    };
+    let payload = check_payload(body)?;
 
     let client_context = match header_str(headers, "x-amz-client-context") {
         None => None,

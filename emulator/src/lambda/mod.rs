@@ -5,7 +5,7 @@
 //! change is written through to SQLite first, so a restart finds exactly what callers were told.
 
 mod error;
-mod invoke;
+pub mod invoke;
 mod model;
 
 use std::collections::{BTreeMap, HashMap};

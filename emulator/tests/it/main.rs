@@ -1,6 +1,8 @@
-//! The emulator's integration tests: the real `aws-sdk-lambda`, `aws-sdk-iam` and
-//! `aws-sdk-dynamodb` clients over HTTP against an emulator on an ephemeral port.
+//! The emulator's integration tests: the real `aws-sdk-lambda`, `aws-sdk-iam`, `aws-sdk-dynamodb`
+//! and `aws-sdk-cloudwatchlogs` clients over HTTP against an emulator on an ephemeral port.
 
+mod apigateway;
+mod cloudwatch_logs;
 mod dynamodb;
 mod iam;
 mod invoke;
