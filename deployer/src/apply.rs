@@ -1,6 +1,7 @@
 //! Apply: the only code that changes AWS. Executes a plan step by step, waiting for Lambda and
 //! DynamoDB to settle between steps, retrying only what is known to be transient.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -19,11 +20,13 @@ use aws_sdk_lambda::types::{
 };
 use serde::Serialize;
 
-use crate::desired::{Desired, DesiredFunction};
+use crate::desired::{Desired, DesiredFunction, function_tags};
 use crate::error::{DeployError, render};
+use crate::log_group;
 use crate::names::{DATA_ATTRIBUTE, PARTITION_KEY, SORT_KEY};
-use crate::observe::Clients;
+use crate::observe::{self, Clients};
 use crate::plan::{Action, Change, Plan, ResourceKind};
+use crate::rest_api::{self, ApiStep, ApiTarget, DesiredRestApi, DesiredRoute};
 use crate::stack::{Architecture, LogFormat, Tenancy};
 use crate::table::DesiredTable;
 
@@ -64,6 +67,8 @@ pub struct ApplyReport {
     pub changes: Vec<Change>,
     /// Every mutating request sent, retries included.
     pub mutating_calls: u32,
+    /// The invoke URL of every REST API of the stage, by logical name.
+    pub api_urls: BTreeMap<String, String>,
 }
 
 struct Ctx<'a> {
@@ -292,6 +297,17 @@ async fn execute(
             done.push(c.clone());
         }
     }
+    // Log groups before their functions, so the first invoke already logs with the retention.
+    for c in plan
+        .changes
+        .iter()
+        .filter(|c| is(c, ResourceKind::LogGroup, false))
+    {
+        if let Some(desired) = desired {
+            apply_log_group(&ctx, desired, c).await?;
+            done.push(c.clone());
+        }
+    }
     for c in plan
         .changes
         .iter()
@@ -307,6 +323,33 @@ async fn execute(
         apply_function(&ctx, d, c).await?;
         done.push(c.clone());
     }
+    // REST APIs move onto the new functions (a replaced function's new slot) before any old
+    // function is deleted, so the API keeps answering throughout.
+    let api_urls = match desired {
+        Some(desired) => apply_rest_apis(&ctx, desired, plan, &mut done).await?,
+        None => BTreeMap::new(),
+    };
+    for c in plan
+        .changes
+        .iter()
+        .filter(|c| is(c, ResourceKind::RestApi, true))
+    {
+        if let Some(id) = plan.api_step(c).and_then(|s| s.api_id.as_deref()) {
+            ctx.say(&format!("deleting {} ({})", c.resource, c.reason));
+            delete_rest_api(&ctx, &c.resource, id).await?;
+        }
+        done.push(c.clone());
+    }
+    for c in plan
+        .changes
+        .iter()
+        .filter(|c| is(c, ResourceKind::Function, false) && c.action == Action::Replace)
+    {
+        if let Some(old) = &c.replaces {
+            ctx.say(&format!("deleting function {old}, replaced by {}", c.name));
+            delete_function(&ctx, old).await?;
+        }
+    }
     for c in plan
         .changes
         .iter()
@@ -314,6 +357,16 @@ async fn execute(
     {
         ctx.say(&format!("deleting function {} ({})", c.name, c.reason));
         delete_function(&ctx, &c.name).await?;
+        done.push(c.clone());
+    }
+    for c in plan
+        .changes
+        .iter()
+        .filter(|c| is(c, ResourceKind::LogGroup, true))
+    {
+        ctx.say(&format!("deleting log group {} ({})", c.name, c.reason));
+        ctx.count();
+        log_group::delete_log_group(ctx.clients, &c.name).await?;
         done.push(c.clone());
     }
     for c in plan
@@ -338,6 +391,7 @@ async fn execute(
     Ok(ApplyReport {
         changes: done,
         mutating_calls: ctx.mutating_calls.load(Ordering::Relaxed),
+        api_urls,
     })
 }
 
@@ -540,12 +594,8 @@ async fn apply_function(ctx: &Ctx<'_>, d: &DesiredFunction, c: &Change) -> Resul
         }
         Action::Replace => {
             ctx.say(&format!("creating function {} ({})", c.name, c.reason));
-            create_function(ctx, d, &c.name).await?;
-            if let Some(old) = &c.replaces {
-                ctx.say(&format!("deleting function {old}, replaced by {}", c.name));
-                delete_function(ctx, old).await?;
-            }
-            Ok(())
+            // The old function is deleted by `execute` once the REST APIs point at this one.
+            create_function(ctx, d, &c.name).await
         }
         Action::UpdateCode => {
             ctx.say(&format!("updating code of function {}", c.name));
@@ -814,6 +864,42 @@ async fn wait(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<(), DeployError> 
         tokio::time::sleep(delay.min(ctx.opts.wait_timeout - elapsed)).await;
         delay = (delay * 2).min(cap);
     }
+}
+
+/// Creates a function's log group with the stage's retention, or changes its retention.
+async fn apply_log_group(ctx: &Ctx<'_>, desired: &Desired, c: &Change) -> Result<(), DeployError> {
+    let Some(days) = desired.log_retention_days else {
+        return Ok(());
+    };
+    match c.action {
+        Action::Create => {
+            ctx.say(&format!(
+                "creating log group {} ({})",
+                c.name,
+                log_group::describe_retention(Some(days))
+            ));
+            let tags = function_tags(
+                &desired.app,
+                &desired.stage,
+                c.logical.as_deref().unwrap_or_default(),
+            );
+            let calls = log_group::create_log_group(ctx.clients, &c.name, days, &tags).await?;
+            for _ in 0..calls {
+                ctx.count();
+            }
+        }
+        Action::Update => {
+            ctx.say(&format!(
+                "updating {} ({})",
+                c.resource,
+                c.details.join(", ")
+            ));
+            ctx.count();
+            log_group::put_retention(ctx.clients, &c.name, days).await?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 fn build_error(call: &'static str, resource: &str, e: impl std::fmt::Display) -> DeployError {
@@ -1151,6 +1237,617 @@ async fn write_batch(
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(ctx.opts.max_delay.max(ctx.opts.base_delay));
         attempt += 1;
+    }
+}
+
+/// API Gateway throttles bursts of control-plane calls (DeleteRestApi especially); those clear
+/// up by themselves, anything else is a real failure.
+macro_rules! throttled {
+    () => {
+        |e: &SdkError<_, _>| {
+            e.as_service_error()
+                .is_some_and(|s| s.is_too_many_requests_exception())
+        }
+    };
+}
+
+/// The API changes of `plan` about API `api` of one kind that do something.
+fn api_changes<'p>(
+    plan: &'p Plan,
+    api: &'p str,
+    kind: ResourceKind,
+) -> impl Iterator<Item = (&'p Change, &'p ApiStep)> + 'p {
+    plan.changes
+        .iter()
+        .filter(move |c| c.kind == kind && c.action != Action::NoOp)
+        .filter_map(move |c| Some((c, plan.api_step(c).filter(|s| s.api == api)?)))
+}
+
+/// Creates or updates every desired REST API: the API, then its routes (deletes first), then
+/// the permissions of the functions it invokes, then a deployment to the stage if anything
+/// about the routes changed. Returns every API's invoke URL.
+async fn apply_rest_apis(
+    ctx: &Ctx<'_>,
+    desired: &Desired,
+    plan: &Plan,
+    done: &mut Vec<Change>,
+) -> Result<BTreeMap<String, String>, DeployError> {
+    let mut urls = BTreeMap::new();
+    let mut arns = BTreeMap::new();
+    let region = observe::region(ctx.clients);
+    for c in plan
+        .changes
+        .iter()
+        .filter(|c| c.kind == ResourceKind::RestApi && c.action != Action::Delete)
+    {
+        let Some(step) = plan.api_step(c) else {
+            continue;
+        };
+        let ApiTarget::Api { resources } = &step.target else {
+            continue;
+        };
+        let d = desired
+            .find_rest_api(&step.api)
+            .ok_or_else(|| DeployError::NotInDesired {
+                resource: c.resource.clone(),
+                logical: step.api.clone(),
+            })?;
+        let mut resources = resources.clone();
+        let id = match (&step.api_id, c.action) {
+            (Some(id), Action::NoOp) => id.clone(),
+            _ => {
+                ctx.say(&format!("creating {}", c.resource));
+                let (id, created) = create_rest_api(ctx, d).await?;
+                resources = created;
+                done.push(c.clone());
+                id
+            }
+        };
+        let mut deleted = BTreeSet::new();
+        for (c, s) in api_changes(plan, &d.logical, ResourceKind::Route) {
+            if c.action == Action::Delete {
+                ctx.say(&format!("deleting {}", c.resource));
+                delete_route(ctx, &id, s, &mut deleted).await?;
+                done.push(c.clone());
+            }
+        }
+        for (c, s) in api_changes(plan, &d.logical, ResourceKind::Route) {
+            if c.action == Action::Delete {
+                continue;
+            }
+            let ApiTarget::Route {
+                method,
+                path,
+                function: Some(function),
+                put_method,
+                ..
+            } = &s.target
+            else {
+                continue;
+            };
+            let route = d
+                .find_route(method, path)
+                .ok_or_else(|| DeployError::NotInDesired {
+                    resource: c.resource.clone(),
+                    logical: format!("{method} {path}"),
+                })?;
+            let arn = function_arn(ctx, &mut arns, function).await?;
+            let verb = if c.action == Action::Create {
+                "creating"
+            } else {
+                "updating"
+            };
+            ctx.say(&format!("{verb} {}", c.resource));
+            let resource_id = ensure_resource(ctx, &id, &mut resources, path).await?;
+            let put_method = c.action == Action::Create || *put_method;
+            put_route(ctx, &id, &resource_id, route, &arn, put_method, c.action).await?;
+            done.push(c.clone());
+        }
+        for (c, s) in api_changes(plan, &d.logical, ResourceKind::Permission) {
+            let ApiTarget::Permission { function } = &s.target else {
+                continue;
+            };
+            let arn = function_arn(ctx, &mut arns, function).await?;
+            ctx.say(&format!("adding {}", c.resource));
+            add_permission(ctx, function, &arn, &id).await?;
+            done.push(c.clone());
+        }
+        for (c, s) in api_changes(plan, &d.logical, ResourceKind::Deployment) {
+            let ApiTarget::Deployment { stage, routes } = &s.target else {
+                continue;
+            };
+            ctx.say(&format!("creating {} ({})", c.resource, c.reason));
+            create_deployment(ctx, &id, stage, routes, &c.resource).await?;
+            done.push(c.clone());
+        }
+        let url = rest_api::invoke_url(&id, &region, &d.stage, ctx.clients.endpoint_url.as_deref());
+        urls.insert(d.logical.clone(), url);
+    }
+    Ok(urls)
+}
+
+/// CreateRestApi (regional, tagged), returning its id and its root resource. An API with the
+/// same name that a previous, interrupted run created is reused instead: API Gateway does not
+/// refuse duplicate names, so that run's API is found by name.
+async fn create_rest_api(
+    ctx: &Ctx<'_>,
+    d: &DesiredRestApi,
+) -> Result<(String, BTreeMap<String, String>), DeployError> {
+    use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType};
+    let resource = format!("rest api {}", d.name);
+    let result = retry(
+        ctx.opts,
+        || {
+            ctx.count();
+            ctx.clients
+                .apigateway
+                .create_rest_api()
+                .name(&d.name)
+                .description("REST API of one deployer stage")
+                .endpoint_configuration(
+                    EndpointConfiguration::builder()
+                        .types(EndpointType::Regional)
+                        .build(),
+                )
+                .set_tags(Some(
+                    d.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                ))
+                .send()
+        },
+        throttled!(),
+    )
+    .await;
+    let (id, root) = match result {
+        Ok(out) => (
+            out.id().map(str::to_string),
+            out.root_resource_id().map(str::to_string),
+        ),
+        Err(Failure::Fatal(e))
+            if e.as_service_error()
+                .is_some_and(|s| s.is_conflict_exception()) =>
+        {
+            ctx.say(&format!("{resource} already exists"));
+            (find_rest_api(ctx, &d.name).await?, None)
+        }
+        Err(f) => return Err(failure_error("CreateRestApi", &resource, f)),
+    };
+    let id = id.ok_or_else(|| DeployError::MissingField {
+        call: "CreateRestApi",
+        resource: resource.clone(),
+        field: "id",
+    })?;
+    let resources = match root {
+        Some(root) => BTreeMap::from([("/".to_string(), root)]),
+        None => read_resource_ids(ctx, &id, &resource).await?,
+    };
+    Ok((id, resources))
+}
+
+/// The id of the API named `name`, if one exists.
+async fn find_rest_api(ctx: &Ctx<'_>, name: &str) -> Result<Option<String>, DeployError> {
+    let mut position: Option<String> = None;
+    loop {
+        let page = ctx
+            .clients
+            .apigateway
+            .get_rest_apis()
+            .limit(500)
+            .set_position(position.clone())
+            .send()
+            .await
+            .map_err(|e| DeployError::Call {
+                call: "GetRestApis",
+                resource: format!("rest api {name}"),
+                message: render(&e),
+            })?;
+        if let Some(api) = page.items().iter().find(|a| a.name() == Some(name)) {
+            return Ok(api.id().map(str::to_string));
+        }
+        match page.position() {
+            Some(p) if !p.is_empty() && position.as_deref() != Some(p) => {
+                position = Some(p.to_string());
+            }
+            _ => return Ok(None),
+        }
+    }
+}
+
+/// Path -> id of every resource of an API, as GetResources reports them now.
+async fn read_resource_ids(
+    ctx: &Ctx<'_>,
+    api_id: &str,
+    resource: &str,
+) -> Result<BTreeMap<String, String>, DeployError> {
+    let mut ids = BTreeMap::new();
+    let mut position: Option<String> = None;
+    loop {
+        let page = ctx
+            .clients
+            .apigateway
+            .get_resources()
+            .rest_api_id(api_id)
+            .limit(500)
+            .set_position(position.clone())
+            .send()
+            .await
+            .map_err(|e| DeployError::Call {
+                call: "GetResources",
+                resource: resource.to_string(),
+                message: render(&e),
+            })?;
+        for r in page.items() {
+            if let (Some(id), Some(path)) = (r.id(), r.path()) {
+                ids.insert(path.to_string(), id.to_string());
+            }
+        }
+        match page.position() {
+            Some(p) if !p.is_empty() && position.as_deref() != Some(p) => {
+                position = Some(p.to_string());
+            }
+            _ => return Ok(ids),
+        }
+    }
+}
+
+/// The id of the resource for `path`, creating it and any missing parent, one CreateResource
+/// per path segment.
+async fn ensure_resource(
+    ctx: &Ctx<'_>,
+    api_id: &str,
+    resources: &mut BTreeMap<String, String>,
+    path: &str,
+) -> Result<String, DeployError> {
+    let api = format!("rest api {api_id}");
+    let mut parent = resources
+        .get("/")
+        .cloned()
+        .ok_or_else(|| DeployError::MissingField {
+            call: "GetResources",
+            resource: api.clone(),
+            field: "root resource `/`",
+        })?;
+    let mut current = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        current = format!("{current}/{part}");
+        if let Some(id) = resources.get(&current) {
+            parent = id.clone();
+            continue;
+        }
+        let resource = format!("resource {current} of {api}");
+        let result = retry(
+            ctx.opts,
+            || {
+                ctx.count();
+                ctx.clients
+                    .apigateway
+                    .create_resource()
+                    .rest_api_id(api_id)
+                    .parent_id(&parent)
+                    .path_part(part)
+                    .send()
+            },
+            throttled!(),
+        )
+        .await;
+        let id = match result {
+            Ok(out) => out.id().map(str::to_string),
+            // An interrupted run created it: read its id.
+            Err(Failure::Fatal(e))
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conflict_exception()) =>
+            {
+                *resources = read_resource_ids(ctx, api_id, &api).await?;
+                resources.get(&current).cloned()
+            }
+            Err(f) => return Err(failure_error("CreateResource", &resource, f)),
+        };
+        let id = id.ok_or(DeployError::MissingField {
+            call: "CreateResource",
+            resource,
+            field: "id",
+        })?;
+        resources.insert(current.clone(), id.clone());
+        parent = id;
+    }
+    Ok(parent)
+}
+
+/// The ARN of a function by physical name, read once per apply: a function this run created
+/// or replaced has no ARN in the plan.
+async fn function_arn(
+    ctx: &Ctx<'_>,
+    cache: &mut BTreeMap<String, String>,
+    name: &str,
+) -> Result<String, DeployError> {
+    if let Some(arn) = cache.get(name) {
+        return Ok(arn.clone());
+    }
+    let resource = format!("function {name}");
+    let out = retry(
+        ctx.opts,
+        || ctx.clients.lambda.get_function().function_name(name).send(),
+        |e: &SdkError<_, _>| {
+            e.as_service_error()
+                .is_some_and(|s| s.is_too_many_requests_exception())
+        },
+    )
+    .await
+    .map_err(|f| failure_error("GetFunction", &resource, f))?;
+    let arn = out
+        .configuration()
+        .and_then(|c| c.function_arn())
+        .ok_or(DeployError::MissingField {
+            call: "GetFunction",
+            resource,
+            field: "FunctionArn",
+        })?
+        .to_string();
+    cache.insert(name.to_string(), arn.clone());
+    Ok(arn)
+}
+
+/// PutMethod (when the method is new or its parameters changed) and PutIntegration, which
+/// replaces the integration in place. API Gateway refuses PutMethod on an existing method, so
+/// an update deletes it first; the deployed stage keeps serving its snapshot meanwhile.
+async fn put_route(
+    ctx: &Ctx<'_>,
+    api_id: &str,
+    resource_id: &str,
+    route: &DesiredRoute,
+    function_arn: &str,
+    put_method: bool,
+    action: Action,
+) -> Result<(), DeployError> {
+    use aws_sdk_apigateway::types::IntegrationType;
+    let resource = format!("route {} {} of rest api {api_id}", route.method, route.path);
+    if put_method && action == Action::Update {
+        delete_method(ctx, api_id, resource_id, &route.method, &resource).await?;
+    }
+    if put_method {
+        let result = retry(
+            ctx.opts,
+            || {
+                ctx.count();
+                ctx.clients
+                    .apigateway
+                    .put_method()
+                    .rest_api_id(api_id)
+                    .resource_id(resource_id)
+                    .http_method(&route.method)
+                    .authorization_type("NONE")
+                    .set_request_parameters(Some(
+                        route
+                            .method_parameters
+                            .iter()
+                            .map(|(k, v)| (k.clone(), *v))
+                            .collect(),
+                    ))
+                    .send()
+            },
+            throttled!(),
+        )
+        .await;
+        match result {
+            Ok(_) => {}
+            // An interrupted run put it already; the next observe checks its parameters.
+            Err(Failure::Fatal(e))
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conflict_exception()) => {}
+            Err(f) => return Err(failure_error("PutMethod", &resource, f)),
+        }
+    }
+    retry(
+        ctx.opts,
+        || {
+            ctx.count();
+            ctx.clients
+                .apigateway
+                .put_integration()
+                .rest_api_id(api_id)
+                .resource_id(resource_id)
+                .http_method(&route.method)
+                .r#type(IntegrationType::AwsProxy)
+                .integration_http_method(rest_api::INTEGRATION_METHOD)
+                .uri(rest_api::integration_uri(function_arn))
+                .set_request_parameters(Some(
+                    route
+                        .integration_parameters
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                ))
+                .send()
+        },
+        throttled!(),
+    )
+    .await
+    .map_err(|f| failure_error("PutIntegration", &resource, f))?;
+    Ok(())
+}
+
+async fn delete_method(
+    ctx: &Ctx<'_>,
+    api_id: &str,
+    resource_id: &str,
+    method: &str,
+    resource: &str,
+) -> Result<(), DeployError> {
+    let result = retry(
+        ctx.opts,
+        || {
+            ctx.count();
+            ctx.clients
+                .apigateway
+                .delete_method()
+                .rest_api_id(api_id)
+                .resource_id(resource_id)
+                .http_method(method)
+                .send()
+        },
+        throttled!(),
+    )
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        Err(Failure::Fatal(e))
+            if e.as_service_error()
+                .is_some_and(|s| s.is_not_found_exception()) =>
+        {
+            Ok(())
+        }
+        Err(f) => Err(failure_error("DeleteMethod", resource, f)),
+    }
+}
+
+/// Removes a route: its method, or the topmost resource no route needs any more (once per
+/// apply, with everything under it).
+async fn delete_route(
+    ctx: &Ctx<'_>,
+    api_id: &str,
+    step: &ApiStep,
+    deleted: &mut BTreeSet<String>,
+) -> Result<(), DeployError> {
+    let ApiTarget::Route {
+        method,
+        path,
+        resource_id,
+        delete_resource,
+        ..
+    } = &step.target
+    else {
+        return Ok(());
+    };
+    let resource = format!("route {method} {path} of rest api {api_id}");
+    if let Some(top) = delete_resource {
+        if !deleted.insert(top.clone()) {
+            return Ok(());
+        }
+        let result = retry(
+            ctx.opts,
+            || {
+                ctx.count();
+                ctx.clients
+                    .apigateway
+                    .delete_resource()
+                    .rest_api_id(api_id)
+                    .resource_id(top)
+                    .send()
+            },
+            throttled!(),
+        )
+        .await;
+        return match result {
+            Ok(_) => Ok(()),
+            Err(Failure::Fatal(e))
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_not_found_exception()) =>
+            {
+                Ok(())
+            }
+            Err(f) => Err(failure_error("DeleteResource", &resource, f)),
+        };
+    }
+    match resource_id {
+        Some(resource_id) => delete_method(ctx, api_id, resource_id, method, &resource).await,
+        None => Ok(()),
+    }
+}
+
+/// Lets API `api_id` invoke the function, on every stage, method and path of that API only.
+async fn add_permission(
+    ctx: &Ctx<'_>,
+    function: &str,
+    function_arn: &str,
+    api_id: &str,
+) -> Result<(), DeployError> {
+    let resource = format!("function {function}");
+    let source = rest_api::source_arn(
+        rest_api::arn_field(function_arn, 3),
+        rest_api::arn_field(function_arn, 4),
+        api_id,
+    );
+    let exists =
+        |e: &SdkError<aws_sdk_lambda::operation::add_permission::AddPermissionError, _>| {
+            e.as_service_error().is_some_and(|s| {
+                s.is_resource_conflict_exception() && s.to_string().contains("already exists")
+            })
+        };
+    let result = retry(
+        ctx.opts,
+        || {
+            ctx.count();
+            ctx.clients
+                .lambda
+                .add_permission()
+                .function_name(function)
+                .statement_id(rest_api::statement_id(api_id))
+                .action("lambda:InvokeFunction")
+                .principal(rest_api::APIGATEWAY_PRINCIPAL)
+                .source_arn(&source)
+                .send()
+        },
+        |e| !exists(e) && transient!(e),
+    )
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        // The statement names the API, so an existing one is this very permission.
+        Err(Failure::Fatal(e)) if exists(&e) => Ok(()),
+        Err(f) => Err(failure_error("AddPermission", &resource, f)),
+    }
+}
+
+async fn create_deployment(
+    ctx: &Ctx<'_>,
+    api_id: &str,
+    stage: &str,
+    routes: &str,
+    resource: &str,
+) -> Result<(), DeployError> {
+    retry(
+        ctx.opts,
+        || {
+            ctx.count();
+            ctx.clients
+                .apigateway
+                .create_deployment()
+                .rest_api_id(api_id)
+                .stage_name(stage)
+                .description("deployed by the deployer")
+                .variables(rest_api::ROUTES_VARIABLE, routes)
+                .send()
+        },
+        throttled!(),
+    )
+    .await
+    .map_err(|f| failure_error("CreateDeployment", resource, f))?;
+    Ok(())
+}
+
+async fn delete_rest_api(ctx: &Ctx<'_>, resource: &str, api_id: &str) -> Result<(), DeployError> {
+    let result = retry(
+        ctx.opts,
+        || {
+            ctx.count();
+            ctx.clients
+                .apigateway
+                .delete_rest_api()
+                .rest_api_id(api_id)
+                .send()
+        },
+        throttled!(),
+    )
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        // Already gone: deleting converges.
+        Err(Failure::Fatal(e))
+            if e.as_service_error()
+                .is_some_and(|s| s.is_not_found_exception()) =>
+        {
+            Ok(())
+        }
+        Err(f) => Err(failure_error("DeleteRestApi", resource, f)),
     }
 }
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::error::{StackError, StackErrors};
 use crate::names::{self, TAG_APP, TAG_LOGICAL, TAG_STAGE};
 use crate::package::Package;
+use crate::rest_api::{self, DesiredRestApi};
 use crate::seed::{self, DesiredSeed, Seed};
 use crate::stack::{self, App, Architecture, LogFormat, Tenancy};
 use crate::table::{DesiredTable, KeySchema, PAY_PER_REQUEST, table_tags};
@@ -28,6 +29,10 @@ pub struct Desired {
     pub tables: Vec<DesiredTable>,
     /// Seed data per table; only the tenants named here are read or written.
     pub seeds: Vec<DesiredSeed>,
+    /// Days the functions' log groups keep logs; `None` when the stage leaves them to Lambda.
+    pub log_retention_days: Option<u32>,
+    /// REST APIs in front of the functions; empty when functions are left out (seeding).
+    pub rest_apis: Vec<DesiredRestApi>,
 }
 
 impl Desired {
@@ -37,6 +42,10 @@ impl Desired {
 
     pub fn find_table(&self, logical: &str) -> Option<&DesiredTable> {
         self.tables.iter().find(|t| t.logical == logical)
+    }
+
+    pub fn find_rest_api(&self, logical: &str) -> Option<&DesiredRestApi> {
+        self.rest_apis.iter().find(|a| a.logical == logical)
     }
 
     /// The seed of a table, by physical name.
@@ -251,5 +260,10 @@ fn resolve(
         functions,
         tables,
         seeds,
+        log_retention_days: stage_def.log_retention_days,
+        rest_apis: match packages {
+            Some(_) => rest_api::desired_rest_apis(app, stage),
+            None => Vec::new(),
+        },
     })
 }

@@ -117,6 +117,65 @@ pub enum StackError {
         record: String,
         reason: String,
     },
+    #[error(
+        "stage `{stage}`: log retention of {days} days is not one CloudWatch Logs accepts; use one of {}",
+        crate::log_group::RETENTION_DAYS.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    LogRetention { stage: String, days: u32 },
+    #[error("rest api `{logical}` is defined more than once; give each API its own logical name")]
+    DuplicateRestApi { logical: String },
+    #[error(
+        "rest api `{api}`: route `{route}` targets function `{function}`, which the stack does not declare; declared functions: {}",
+        if declared.is_empty() { "none".to_string() } else { declared.join(", ") }
+    )]
+    RouteUnknownFunction {
+        api: String,
+        route: String,
+        function: String,
+        declared: Vec<String>,
+    },
+    #[error("rest api `{api}`: route `{method} {path}` is defined more than once; keep one")]
+    DuplicateRoute {
+        api: String,
+        method: String,
+        path: String,
+    },
+    #[error(
+        "rest api `{api}`: route path `{path}` {reason}; write paths like `/counties/{{fips}}`"
+    )]
+    InvalidRoutePath {
+        api: String,
+        path: String,
+        reason: &'static str,
+    },
+    #[error(
+        "rest api `{api}`: method `{method}` is not one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS, ANY"
+    )]
+    InvalidRouteMethod { api: String, method: String },
+    #[error(
+        "rest api `{api}`: the tenant comes from path parameter `{parameter}`, but route path `{path}` has no `{{{parameter}}}`; add it to every route or take the tenant from a header"
+    )]
+    TenantPathParameter {
+        api: String,
+        parameter: String,
+        path: String,
+    },
+    #[error(
+        "rest api `{api}`: tenant parameter name {name:?} is invalid; use letters, digits, `-`, `_` and `.`"
+    )]
+    InvalidTenantParameter { api: String, name: String },
+    #[error(
+        "api `{api}` routes to per-tenant function `{function}`, but HTTP APIs cannot set X-Amz-Tenant-Id; use a REST API (`RestApi::new`)"
+    )]
+    HttpApiPerTenant { api: String, function: String },
+    #[error(
+        "api `{api}` is an HTTP API, which the deployer does not deploy; use a REST API (`RestApi::new`)"
+    )]
+    HttpApiUnsupported { api: String },
+    #[error(
+        "rest api `{api}`: taking the tenant from a Lambda authorizer is not supported yet; take it from a header, query or path parameter"
+    )]
+    AuthorizerUnsupported { api: String },
 }
 
 /// Every problem found in a stack. Its `Display` lists each one on its own line.

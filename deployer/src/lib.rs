@@ -5,17 +5,21 @@
 //! (one cargo-lambda run), [`package`] (reproducible zips), [`desired`] (stack + stage +
 //! packages + tenant [`seed`]s), [`observe`] (read AWS), [`plan`] (pure diff), [`apply`] (the
 //! only mutating code). [`table`] and [`seed`] hold the types and pure diffs of DynamoDB tables
-//! and of the tenant data seeded into them.
+//! and of the tenant data seeded into them; [`rest_api`] those of the API Gateway REST APIs in
+//! front of the functions.
 
 pub mod apply;
 pub mod build;
 pub mod desired;
 pub mod error;
 pub mod invoke;
+pub mod log_group;
+pub mod logs;
 pub mod names;
 pub mod observe;
 pub mod package;
 pub mod plan;
+pub mod rest_api;
 pub mod seed;
 pub mod stack;
 pub mod table;
@@ -29,15 +33,20 @@ pub use desired::{
 };
 pub use error::{BuildError, DeployError, PackageError, StackError, StackErrors, TenantIdError};
 pub use invoke::{InvokeOutcome, invoke};
+pub use log_group::ActualLogGroup;
+pub use logs::{LogLine, ReportRecord, TenantStats, tenant_events, tenant_stats};
 pub use names::{
     TAG_APP, TAG_LOGICAL, TAG_STAGE, function_name, replacement_name, role_name, table_name,
 };
 pub use observe::{
-    Actual, ActualFunction, ActualRole, Clients, observe, observe_seeds, observe_stage,
+    Actual, ActualFunction, ActualRole, Clients, api_urls, observe, observe_seeds, observe_stage,
 };
 pub use package::{Package, package_bootstrap, package_file};
 pub use plan::{
     Action, Change, Plan, ResourceKind, RoleDiff, Summary, plan, plan_destroy, plan_seeds,
+};
+pub use rest_api::{
+    ActualRestApi, ApiKind, DesiredRestApi, RestApi, Route, TenantSource, invoke_url,
 };
 pub use seed::{ActualPartition, DesiredSeed, Seed, SeedDiff};
 pub use stack::{App, Architecture, Function, LogFormat, Role, Stage, Target, Tenancy, validate};

@@ -39,6 +39,11 @@ pub fn function_prefix(app: &str, stage: &str) -> String {
     format!("{app}-{stage}-")
 }
 
+/// A REST API's physical name: `{app}-{stage}-{logical}`.
+pub fn rest_api_name(app: &str, stage: &str, logical: &str) -> String {
+    format!("{app}-{stage}-{logical}")
+}
+
 /// The name of a role from its ARN (`arn:aws:iam::1:role/path/name` -> `name`).
 pub fn role_name_from_arn(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)

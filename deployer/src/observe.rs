@@ -1,5 +1,5 @@
-//! Reading what a stage has in AWS (or the emulator): functions, the execution role, tables and
-//! the partitions of the tenants the stage seeds.
+//! Reading what a stage has in AWS (or the emulator): functions, the execution role, tables,
+//! the partitions of the tenants the stage seeds, and REST APIs with their routes.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -12,8 +12,13 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeyType, TableDescription};
 
 use crate::desired::Desired;
 use crate::error::{DeployError, render};
+use crate::log_group::{ActualLogGroup, observe_log_groups};
 use crate::names::{
     self, DATA_ATTRIBUTE, PARTITION_KEY, SORT_KEY, TAG_APP, TAG_LOGICAL, TAG_STAGE,
+};
+use crate::rest_api::{
+    ActualIntegration, ActualMethod, ActualResource, ActualRestApi, ROUTES_VARIABLE, invoke_url,
+    policy_permits, source_arn,
 };
 use crate::seed::{ActualPartition, seeded_tenants};
 use crate::stack::{Architecture, LogFormat, Tenancy};
@@ -25,6 +30,11 @@ pub struct Clients {
     pub lambda: aws_sdk_lambda::Client,
     pub iam: aws_sdk_iam::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub apigateway: aws_sdk_apigateway::Client,
+    /// The endpoint every call goes to when it is not AWS's (an emulator): REST API invoke URLs
+    /// are then paths on it. The SDK's service configs do not expose it, so it is kept here.
+    pub endpoint_url: Option<String>,
 }
 
 impl Clients {
@@ -33,6 +43,9 @@ impl Clients {
             lambda: aws_sdk_lambda::Client::new(config),
             iam: aws_sdk_iam::Client::new(config),
             dynamodb: aws_sdk_dynamodb::Client::new(config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(config),
+            apigateway: aws_sdk_apigateway::Client::new(config),
+            endpoint_url: config.endpoint_url().map(str::to_string),
         }
     }
 }
@@ -46,6 +59,10 @@ pub struct Actual {
     /// The partitions of the seeded tenants that were read. A partition that was not read is
     /// planned as empty, so deploys observe with [`observe_stage`].
     pub partitions: Vec<ActualPartition>,
+    /// The log groups of the stage's functions.
+    pub log_groups: Vec<ActualLogGroup>,
+    /// The stage's REST APIs, with their resources and which functions they may invoke.
+    pub rest_apis: Vec<ActualRestApi>,
 }
 
 impl Actual {
@@ -170,14 +187,18 @@ pub async fn observe(clients: &Clients, app: &str, stage: &str) -> Result<Actual
         functions.push(actual_function(&name, conf, tags));
     }
     functions.sort_by(|a, b| a.name.cmp(&b.name));
+    let log_groups = observe_log_groups(clients, &prefix, &functions).await?;
 
     let role = observe_role(clients, &names::role_name(app, stage)).await?;
     let tables = observe_tables(clients, app, stage).await?;
+    let rest_apis = observe_rest_apis(clients, app, stage, &functions).await?;
     Ok(Actual {
         role,
         functions,
         tables,
         partitions: Vec::new(),
+        log_groups,
+        rest_apis,
     })
 }
 
@@ -574,6 +595,237 @@ async fn observe_role(clients: &Clients, name: &str) -> Result<Option<ActualRole
             .map(|t| (t.key().to_string(), t.value().to_string()))
             .collect(),
     }))
+}
+
+/// The region calls go to, from the Lambda client's configuration.
+pub fn region(clients: &Clients) -> String {
+    clients
+        .lambda
+        .config()
+        .region()
+        .map(|r| r.as_ref().to_string())
+        .unwrap_or_default()
+}
+
+/// The invoke URL of every observed REST API, by logical name, so `plan` and `deploy
+/// --dry-run` on an existing stage can show where the API answers.
+pub fn api_urls(clients: &Clients, stage: &str, actual: &Actual) -> BTreeMap<String, String> {
+    let region = region(clients);
+    actual
+        .rest_apis
+        .iter()
+        .filter_map(|a| {
+            let url = invoke_url(&a.id, &region, stage, clients.endpoint_url.as_deref());
+            Some((a.logical.clone()?, url))
+        })
+        .collect()
+}
+
+/// Every REST API of the stage: listed by name prefix, kept by tags (as functions are), with
+/// resources, methods and integrations, whether the stage was ever deployed, and which of the
+/// stage's functions let the API invoke them.
+async fn observe_rest_apis(
+    clients: &Clients,
+    app: &str,
+    stage: &str,
+    functions: &[ActualFunction],
+) -> Result<Vec<ActualRestApi>, DeployError> {
+    let prefix = names::function_prefix(app, stage);
+    let region = region(clients);
+    let mut candidates = Vec::new();
+    let mut position: Option<String> = None;
+    loop {
+        let page = clients
+            .apigateway
+            .get_rest_apis()
+            .limit(500)
+            .set_position(position.clone())
+            .send()
+            .await
+            .map_err(|e| call_error("GetRestApis", &format!("rest apis {prefix}*"), e))?;
+        for api in page.items() {
+            if let (Some(id), Some(name)) = (api.id(), api.name())
+                && name.starts_with(&prefix)
+            {
+                let tags: BTreeMap<String, String> = api
+                    .tags()
+                    .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default();
+                candidates.push((id.to_string(), name.to_string(), tags));
+            }
+        }
+        match page.position() {
+            Some(p) if !p.is_empty() && position.as_deref() != Some(p) => {
+                position = Some(p.to_string());
+            }
+            _ => break,
+        }
+    }
+
+    let mut apis = Vec::new();
+    for (id, name, mut tags) in candidates {
+        let resource = format!("rest api {name} ({id})");
+        // GetRestApis may leave tags out; GetTags is the authority.
+        if tags.is_empty() {
+            let out = clients
+                .apigateway
+                .get_tags()
+                .resource_arn(format!("arn:aws:apigateway:{region}::/restapis/{id}"))
+                .send()
+                .await
+                .map_err(|e| call_error("GetTags", &resource, e))?;
+            tags = out
+                .tags()
+                .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default();
+        }
+        if tags.get(TAG_APP).map(String::as_str) != Some(app)
+            || tags.get(TAG_STAGE).map(String::as_str) != Some(stage)
+        {
+            continue;
+        }
+        let resources = read_resources(clients, &id, &resource).await?;
+        let (stage_deployed, deployed_routes) = match clients
+            .apigateway
+            .get_stage()
+            .rest_api_id(&id)
+            .stage_name(stage)
+            .send()
+            .await
+        {
+            Ok(out) => (
+                true,
+                out.variables()
+                    .and_then(|v| v.get(ROUTES_VARIABLE))
+                    .cloned(),
+            ),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_not_found_exception()) =>
+            {
+                (false, None)
+            }
+            Err(e) => return Err(call_error("GetStage", &resource, e)),
+        };
+        apis.push(ActualRestApi {
+            id,
+            name,
+            logical: tags.get(TAG_LOGICAL).cloned(),
+            tags,
+            resources,
+            stage_deployed,
+            deployed_routes,
+            permitted: Default::default(),
+        });
+    }
+    if apis.is_empty() {
+        return Ok(apis);
+    }
+
+    // Each function's policy is read once, however many APIs there are.
+    for f in functions {
+        let policy = match clients
+            .lambda
+            .get_policy()
+            .function_name(&f.name)
+            .send()
+            .await
+        {
+            Ok(out) => out.policy().unwrap_or_default().to_string(),
+            // No policy at all: nothing may invoke it yet.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
+            {
+                continue;
+            }
+            Err(e) => return Err(call_error("GetPolicy", &format!("function {}", f.name), e)),
+        };
+        let (region, account) = (
+            crate::rest_api::arn_field(&f.arn, 3),
+            crate::rest_api::arn_field(&f.arn, 4),
+        );
+        for api in &mut apis {
+            if policy_permits(&policy, &source_arn(region, account, &api.id)) {
+                api.permitted.insert(f.name.clone());
+            }
+        }
+    }
+    apis.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    Ok(apis)
+}
+
+/// Every resource of an API with its methods and their integrations, embedded in GetResources
+/// so one paginated call reads the whole API.
+async fn read_resources(
+    clients: &Clients,
+    api_id: &str,
+    resource: &str,
+) -> Result<Vec<ActualResource>, DeployError> {
+    let mut resources = Vec::new();
+    let mut position: Option<String> = None;
+    loop {
+        let page = clients
+            .apigateway
+            .get_resources()
+            .rest_api_id(api_id)
+            .embed("methods")
+            .limit(500)
+            .set_position(position.clone())
+            .send()
+            .await
+            .map_err(|e| call_error("GetResources", resource, e))?;
+        for r in page.items() {
+            let (Some(id), Some(path)) = (r.id(), r.path()) else {
+                continue;
+            };
+            let methods = r
+                .resource_methods()
+                .map(|m| {
+                    m.iter()
+                        .map(|(verb, method)| {
+                            let integration =
+                                method.method_integration().map(|i| ActualIntegration {
+                                    kind: i
+                                        .r#type()
+                                        .map(|t| t.as_str().to_string())
+                                        .unwrap_or_default(),
+                                    http_method: i.http_method().unwrap_or_default().to_string(),
+                                    uri: i.uri().unwrap_or_default().to_string(),
+                                    request_parameters: i
+                                        .request_parameters()
+                                        .map(|p| {
+                                            p.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+                                        })
+                                        .unwrap_or_default(),
+                                });
+                            let method = ActualMethod {
+                                request_parameters: method
+                                    .request_parameters()
+                                    .map(|p| p.iter().map(|(k, v)| (k.clone(), *v)).collect())
+                                    .unwrap_or_default(),
+                                integration,
+                            };
+                            (verb.clone(), method)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            resources.push(ActualResource {
+                id: id.to_string(),
+                path: path.to_string(),
+                methods,
+            });
+        }
+        match page.position() {
+            Some(p) if !p.is_empty() && position.as_deref() != Some(p) => {
+                position = Some(p.to_string());
+            }
+            _ => break,
+        }
+    }
+    resources.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(resources)
 }
 
 /// Decodes the RFC 3986 percent-encoding IAM applies to policy documents in its responses.

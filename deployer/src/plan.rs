@@ -1,13 +1,15 @@
 //! The planner: a pure comparison of desired and actual state, printable like `terraform plan`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::Serialize;
 
 use crate::desired::{Desired, DesiredFunction, DesiredRole};
+use crate::log_group::{LogGroupDiff, describe_retention, diff_log_group, log_group_name};
 use crate::names;
 use crate::observe::{Actual, ActualFunction, ActualRole};
+use crate::rest_api::{self, ApiChange, ApiStep};
 use crate::seed::{SeedDiff, diff_partition};
 use crate::table::{TableDiff, diff_table};
 
@@ -69,6 +71,16 @@ pub enum ResourceKind {
     Table,
     /// One tenant's partition of a table.
     Seed,
+    /// A function's CloudWatch Logs group.
+    LogGroup,
+    /// An API Gateway REST API.
+    RestApi,
+    /// One method on one path of a REST API, with its Lambda integration.
+    Route,
+    /// A function's resource-policy statement letting a REST API invoke it.
+    Permission,
+    /// A deployment of a REST API to its stage, which publishes its routes.
+    Deployment,
 }
 
 /// The policy changes a role needs; apply reads the documents from the desired state.
@@ -112,6 +124,23 @@ pub struct Plan {
     /// The execution role's ARN as observed, which apply needs for functions when the role
     /// itself is not created in this run.
     pub role_arn: Option<String>,
+    /// What apply needs for each REST API change, keyed by the change's `resource`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub api_steps: BTreeMap<String, ApiStep>,
+}
+
+impl Plan {
+    /// The API step of a change, if it is one.
+    pub fn api_step(&self, change: &Change) -> Option<&ApiStep> {
+        self.api_steps.get(&change.resource)
+    }
+
+    fn push_api_changes(&mut self, changes: Vec<ApiChange>) {
+        for (change, step) in changes {
+            self.api_steps.insert(change.resource.clone(), step);
+            self.changes.push(change);
+        }
+    }
 }
 
 /// Counts of a plan's changes by kind.
@@ -254,6 +283,98 @@ fn seed_change(logical: &str, diff: SeedDiff, records: usize) -> Change {
     }
 }
 
+fn log_group_change(name: &str, logical: Option<&str>, action: Action, reason: String) -> Change {
+    Change {
+        resource: format!("log group {name}"),
+        kind: ResourceKind::LogGroup,
+        logical: logical.map(str::to_string),
+        name: name.to_string(),
+        action,
+        reason,
+        details: Vec::new(),
+        replaces: None,
+        role_diff: None,
+        seed_diff: None,
+    }
+}
+
+/// The log group of every function the plan keeps or creates (under the slot name it ends up
+/// with), at the stage's retention; the groups of functions the plan deletes are deleted with
+/// them. Nothing at all when the stage leaves its log groups to Lambda.
+fn plan_log_groups(desired: &Desired, actual: &Actual, functions: &[Change]) -> Vec<Change> {
+    let Some(days) = desired.log_retention_days else {
+        return Vec::new();
+    };
+    let observed = |name: &str| actual.log_groups.iter().find(|g| g.name == name);
+    let mut keep = Vec::new();
+    let mut delete = Vec::new();
+    for c in functions
+        .iter()
+        .filter(|c| c.kind == ResourceKind::Function)
+    {
+        let name = log_group_name(&c.name);
+        let logical = c.logical.as_deref();
+        if c.action == Action::Delete {
+            if observed(&name).is_some() {
+                delete.push(log_group_change(
+                    &name,
+                    logical,
+                    Action::Delete,
+                    format!("function {} is deleted", c.name),
+                ));
+            }
+            continue;
+        }
+        let mut change = match diff_log_group(observed(&name), days) {
+            LogGroupDiff::Create => log_group_change(
+                &name,
+                logical,
+                Action::Create,
+                "not deployed yet".to_string(),
+            ),
+            LogGroupDiff::Same => {
+                log_group_change(&name, logical, Action::NoOp, "up to date".to_string())
+            }
+            LogGroupDiff::Retention { from, .. } => {
+                let mut u = log_group_change(
+                    &name,
+                    logical,
+                    Action::Update,
+                    "retention changed".to_string(),
+                );
+                u.details = vec![format!(
+                    "retention {} -> {}",
+                    describe_retention(from),
+                    describe_retention(Some(days))
+                )];
+                u
+            }
+        };
+        if change.action == Action::Create {
+            change.details = vec![format!("retention {}", describe_retention(Some(days)))];
+        }
+        keep.push(change);
+        // A replaced function's old slot is deleted once the new one is active; its logs go
+        // with it.
+        if let Some(old) = &c.replaces {
+            let old = log_group_name(old);
+            if observed(&old).is_some() {
+                delete.push(log_group_change(
+                    &old,
+                    logical,
+                    Action::Delete,
+                    format!(
+                        "function {} is replaced",
+                        c.replaces.as_deref().unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+    }
+    keep.extend(delete);
+    keep
+}
+
 /// The desired tables against the deployed ones: creates, key-schema replacements and billing
 /// updates, in stack order. Also returns the tables this plan leaves empty (created or
 /// replaced), whose seeds are then written in full.
@@ -367,6 +488,7 @@ pub fn plan_seeds(desired: &Desired, actual: &Actual, only_tenant: Option<&str>)
         stage: desired.stage.clone(),
         changes: plan_partitions(desired, actual, &fresh, only_tenant),
         role_arn: None,
+        api_steps: BTreeMap::new(),
     }
 }
 
@@ -650,18 +772,31 @@ pub fn plan(desired: &Desired, actual: &Actual) -> Plan {
         .collect();
     pruned.sort_by(|a, b| a.name.cmp(&b.name));
     changes.extend(pruned);
+    let log_groups = plan_log_groups(desired, actual, &changes);
+    changes.extend(log_groups);
     changes.extend(prune_tables(desired, actual));
+    // Routes point at the slot each function has after this plan: a replaced function's new
+    // name, so the integration moves before the old function is deleted.
+    let targets: BTreeMap<String, String> = changes
+        .iter()
+        .filter(|c| c.kind == ResourceKind::Function && c.action != Action::Delete)
+        .filter_map(|c| Some((c.logical.clone()?, c.name.clone())))
+        .collect();
+    let apis = rest_api::plan_rest_apis(&desired.rest_apis, actual, &targets);
 
-    Plan {
+    let mut plan = Plan {
         app: desired.app.clone(),
         stage: desired.stage.clone(),
         changes,
         role_arn: actual.role.as_ref().map(|r| r.arn.clone()),
-    }
+        api_steps: BTreeMap::new(),
+    };
+    plan.push_api_changes(apis);
+    plan
 }
 
-/// Everything a stage has, to be deleted: functions first, then their tables, then the role
-/// they run as.
+/// Everything a stage has, to be deleted: its REST APIs first, so nothing routes to a deleted
+/// function, then functions, their tables, and the role they run as.
 pub fn plan_destroy(actual: &Actual, app: &str, stage: &str) -> Plan {
     let mut changes: Vec<Change> = actual
         .functions
@@ -676,6 +811,14 @@ pub fn plan_destroy(actual: &Actual, app: &str, stage: &str) -> Plan {
         })
         .collect();
     changes.sort_by(|a, b| a.name.cmp(&b.name));
+    changes.extend(actual.log_groups.iter().map(|g| {
+        log_group_change(
+            &g.name,
+            None,
+            Action::Delete,
+            "destroying the stage".to_string(),
+        )
+    }));
     changes.extend(actual.tables.iter().map(|a| {
         table_change(
             &a.name,
@@ -697,10 +840,14 @@ pub fn plan_destroy(actual: &Actual, app: &str, stage: &str) -> Plan {
             Some(diff),
         ));
     }
-    Plan {
+    let mut plan = Plan {
         app: app.to_string(),
         stage: stage.to_string(),
-        changes,
+        changes: Vec::new(),
         role_arn: actual.role.as_ref().map(|r| r.arn.clone()),
-    }
+        api_steps: BTreeMap::new(),
+    };
+    plan.push_api_changes(rest_api::destroy_rest_apis(actual));
+    plan.changes.extend(changes);
+    plan
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{StackError, StackErrors};
 use crate::names::{self, BASIC_EXECUTION_POLICY, MAX_FUNCTION_NAME, MAX_ROLE_NAME};
+pub use crate::rest_api::{ApiKind, RestApi, TenantSource};
 pub use crate::table::Table;
 
 /// An application: functions sharing one execution role, deployable to several stages.
@@ -17,6 +18,7 @@ pub struct App {
     pub role: Role,
     pub functions: Vec<Function>,
     pub tables: Vec<Table>,
+    pub rest_apis: Vec<RestApi>,
     pub stages: Vec<Stage>,
 }
 
@@ -27,6 +29,7 @@ impl App {
             role: Role::lambda_basic(),
             functions: Vec::new(),
             tables: Vec::new(),
+            rest_apis: Vec::new(),
             stages: Vec::new(),
         }
     }
@@ -44,6 +47,13 @@ impl App {
     /// Declares a DynamoDB table; one is created per stage, named `{app}-{stage}-{logical}`.
     pub fn table(mut self, table: Table) -> Self {
         self.tables.push(table);
+        self
+    }
+
+    /// Declares a REST API in front of the functions; one is created per stage, named
+    /// `{app}-{stage}-{logical}`.
+    pub fn rest_api(mut self, api: RestApi) -> Self {
+        self.rest_apis.push(api);
         self
     }
 
@@ -304,6 +314,9 @@ pub struct Stage {
     pub name: String,
     pub target: Target,
     pub architecture: Architecture,
+    /// Days CloudWatch keeps the functions' logs; `None` leaves the log groups to Lambda, which
+    /// creates them on the first invoke and keeps every line forever.
+    pub log_retention_days: Option<u32>,
 }
 
 impl Stage {
@@ -313,6 +326,7 @@ impl Stage {
             name: name.to_string(),
             target: Target::Emulator,
             architecture: Architecture::host(),
+            log_retention_days: Some(crate::log_group::EMULATOR_RETENTION_DAYS),
         }
     }
 
@@ -325,6 +339,7 @@ impl Stage {
                 profile: None,
             },
             architecture: Architecture::Arm64,
+            log_retention_days: Some(crate::log_group::AWS_RETENTION_DAYS),
         }
     }
 
@@ -346,6 +361,20 @@ impl Stage {
 
     pub fn architecture(mut self, architecture: Architecture) -> Self {
         self.architecture = architecture;
+        self
+    }
+
+    /// Keeps the functions' logs for `days`, one of the values CloudWatch Logs accepts
+    /// ([`crate::log_group::RETENTION_DAYS`]).
+    pub fn log_retention_days(mut self, days: u32) -> Self {
+        self.log_retention_days = Some(days);
+        self
+    }
+
+    /// Leaves the functions' log groups alone: not created, not given a retention, not deleted
+    /// when a function leaves the stack.
+    pub fn unmanaged_log_groups(mut self) -> Self {
+        self.log_retention_days = None;
         self
     }
 }
@@ -377,7 +406,7 @@ fn is_valid_env_key(key: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-fn is_valid_name(name: &str) -> bool {
+pub(crate) fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .chars()
@@ -412,6 +441,14 @@ pub fn validate(app: &App, stage: &str) -> Result<(), StackErrors> {
         errors.push(StackError::InvalidName {
             what: "stage",
             value: stage.to_string(),
+        });
+    }
+    if let Some(days) = app.find_stage(stage).and_then(|s| s.log_retention_days)
+        && !crate::log_group::RETENTION_DAYS.contains(&days)
+    {
+        errors.push(StackError::LogRetention {
+            stage: stage.to_string(),
+            days,
         });
     }
     let role = names::role_name(&app.name, stage);
@@ -546,6 +583,7 @@ pub fn validate(app: &App, stage: &str) -> Result<(), StackErrors> {
             }
         }
     }
+    crate::rest_api::validate_rest_apis(app, &mut errors);
 
     if errors.is_empty() {
         Ok(())

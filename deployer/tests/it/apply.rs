@@ -81,7 +81,7 @@ async fn run(
 fn single() -> (App, Desired) {
     let app = App::new("represent")
         .function(Function::new("counties"))
-        .stage(Stage::aws("dev"));
+        .stage(Stage::aws("dev").unmanaged_log_groups());
     let d = desired_of(&app, "v1");
     (app, d)
 }

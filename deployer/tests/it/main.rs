@@ -3,9 +3,12 @@
 mod apply;
 mod build;
 mod invoke;
+mod log_group;
+mod logs;
 mod observe;
 mod package;
 mod plan;
+mod rest_api;
 mod seed;
 mod support;
 mod validate;

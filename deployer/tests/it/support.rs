@@ -38,7 +38,7 @@ pub fn app() -> App {
                 .description("Who represents me"),
         )
         .function(Function::new("counties"))
-        .stage(Stage::aws("dev").region("us-east-1"))
+        .stage(Stage::aws("dev").region("us-east-1").unmanaged_log_groups())
 }
 
 /// Packages for every binary of `app`, with `revision` mixed into the "binary" so that a new
@@ -134,6 +134,8 @@ pub fn up_to_date(d: &Desired) -> Actual {
                     })
             })
             .collect(),
+        log_groups: Vec::new(),
+        rest_apis: Vec::new(),
     }
 }
 
@@ -195,8 +197,26 @@ pub fn clients(lambda: &[&Rule], iam: &[&Rule]) -> Clients {
     clients_with(lambda, iam, &[])
 }
 
-/// Mocked clients for all three services.
+/// Mocked clients for Lambda, IAM and DynamoDB; CloudWatch Logs lists no log group.
 pub fn clients_with(lambda: &[&Rule], iam: &[&Rule], dynamodb: &[&Rule]) -> Clients {
+    clients_logs(lambda, iam, dynamodb, &[&no_log_groups()])
+}
+
+/// CloudWatch Logs answering DescribeLogGroups with no group, as often as asked.
+pub fn no_log_groups() -> Rule {
+    aws_smithy_mocks::mock!(aws_sdk_cloudwatchlogs::Client::describe_log_groups).then_output(|| {
+        aws_sdk_cloudwatchlogs::operation::describe_log_groups::DescribeLogGroupsOutput::builder()
+            .build()
+    })
+}
+
+/// Mocked clients for every service, CloudWatch Logs included.
+pub fn clients_logs(
+    lambda: &[&Rule],
+    iam: &[&Rule],
+    dynamodb: &[&Rule],
+    logs: &[&Rule],
+) -> Clients {
     Clients {
         lambda: mock_client!(aws_sdk_lambda, RuleMode::MatchAny, lambda, |c| c
             .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())),
@@ -204,6 +224,39 @@ pub fn clients_with(lambda: &[&Rule], iam: &[&Rule], dynamodb: &[&Rule]) -> Clie
             .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled())),
         dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb, |c| c
             .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())),
+        logs: mock_client!(aws_sdk_cloudwatchlogs, RuleMode::MatchAny, logs, |c| c
+            .retry_config(
+                aws_sdk_cloudwatchlogs::config::retry::RetryConfig::disabled()
+            )),
+        apigateway: mock_client!(
+            aws_sdk_apigateway,
+            RuleMode::MatchAny,
+            &[&no_rest_apis()],
+            |c| c.retry_config(aws_sdk_apigateway::config::retry::RetryConfig::disabled())
+        ),
+        endpoint_url: None,
+    }
+}
+
+/// API Gateway answering GetRestApis with no API, as often as asked.
+pub fn no_rest_apis() -> Rule {
+    aws_smithy_mocks::mock!(aws_sdk_apigateway::Client::get_rest_apis).then_output(|| {
+        aws_sdk_apigateway::operation::get_rest_apis::GetRestApisOutput::builder().build()
+    })
+}
+
+/// Mocked clients whose API Gateway follows `apigateway` (the other services as
+/// [`clients_with`]), in `mode`: `RuleMode::Sequential` asserts the order of API Gateway calls.
+pub fn clients_api(
+    lambda: &[&Rule],
+    dynamodb: &[&Rule],
+    apigateway: &[&Rule],
+    mode: RuleMode,
+) -> Clients {
+    Clients {
+        apigateway: mock_client!(aws_sdk_apigateway, mode, apigateway, |c| c
+            .retry_config(aws_sdk_apigateway::config::retry::RetryConfig::disabled())),
+        ..clients_with(lambda, &[], dynamodb)
     }
 }
 
@@ -264,7 +317,7 @@ pub fn tenant_app() -> App {
                 .reads_table("data", "TABLE_NAME"),
         )
         .function(Function::new("counties"))
-        .stage(Stage::aws("dev").region("us-east-1"))
+        .stage(Stage::aws("dev").region("us-east-1").unmanaged_log_groups())
 }
 
 /// `n` records for tenant `tenant`, keyed `COUNTY#00000`, `COUNTY#00001`, ...

@@ -1,0 +1,938 @@
+//! REST APIs (API Gateway v1) in front of the functions: the stack's declaration and its
+//! validation, the desired and observed API, and the pure diff the planner makes between them.
+//!
+//! A route to a per-tenant function maps the caller's tenant (a header, a query parameter or a
+//! path parameter) onto the `X-Amz-Tenant-Id` integration header, which Lambda reads as the
+//! invoke's tenant id. Only REST APIs can do that: HTTP APIs (v2) cannot set the header.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::error::StackError;
+use crate::names::{self, TAG_APP, TAG_LOGICAL, TAG_STAGE};
+use crate::observe::Actual;
+use crate::plan::{Action, Change, ResourceKind};
+use crate::stack::{App, Tenancy};
+
+/// The integration request header Lambda takes the tenant id of an invoke from.
+pub const TENANT_HEADER: &str = "X-Amz-Tenant-Id";
+/// The header callers send their tenant in unless the stack says otherwise.
+pub const DEFAULT_TENANT_HEADER: &str = "x-tenant-id";
+/// The HTTP methods a route may use; `ANY` matches every method.
+pub const METHODS: &[&str] = &[
+    "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY",
+];
+/// The integration type of every route: the request is handed to Lambda as a proxy event.
+pub const AWS_PROXY: &str = "AWS_PROXY";
+/// Lambda's Invoke is a POST, whatever the method of the route.
+pub const INTEGRATION_METHOD: &str = "POST";
+/// The service principal a function's resource policy lets invoke it.
+pub const APIGATEWAY_PRINCIPAL: &str = "apigateway.amazonaws.com";
+/// The stage variable every deployment records the digest of its routes in, so a deploy
+/// interrupted between changing routes and deploying them is finished by the next one.
+pub const ROUTES_VARIABLE: &str = "deployerRoutes";
+
+/// Where a request's tenant comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum TenantSource {
+    /// A request header, such as `x-tenant-id`.
+    Header(&'static str),
+    /// A query string parameter.
+    Query(&'static str),
+    /// A path parameter, which every route of the API must have (`/states/{state}/...`).
+    Path(&'static str),
+    /// A TOKEN Lambda authorizer's context value. Not supported yet: validation refuses it.
+    Authorizer {
+        function: &'static str,
+        context_key: &'static str,
+    },
+}
+
+impl Default for TenantSource {
+    fn default() -> Self {
+        TenantSource::Header(DEFAULT_TENANT_HEADER)
+    }
+}
+
+impl TenantSource {
+    /// The method request parameter API Gateway must require for the mapping to work, or `None`
+    /// when the value comes from an authorizer's context.
+    pub fn method_parameter(&self) -> Option<String> {
+        match self {
+            TenantSource::Header(name) => Some(format!("method.request.header.{name}")),
+            TenantSource::Query(name) => Some(format!("method.request.querystring.{name}")),
+            TenantSource::Path(name) => Some(format!("method.request.path.{name}")),
+            TenantSource::Authorizer { .. } => None,
+        }
+    }
+
+    /// The expression the integration copies into `X-Amz-Tenant-Id`.
+    pub fn integration_source(&self) -> String {
+        match self {
+            TenantSource::Authorizer { context_key, .. } => {
+                format!("context.authorizer.{context_key}")
+            }
+            _ => self.method_parameter().unwrap_or_default(),
+        }
+    }
+}
+
+/// The kind of API Gateway API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ApiKind {
+    /// API Gateway v1: integrations can set request headers, so tenants can be mapped.
+    Rest,
+    /// API Gateway v2. Declared only to be refused: it cannot set `X-Amz-Tenant-Id`.
+    Http,
+}
+
+/// One route: a method on a path, handled by one function of the app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub method: String,
+    pub path: String,
+    /// The function's logical name.
+    pub function: String,
+}
+
+/// An API of the app, one per stage, named `{app}-{stage}-{logical}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestApi {
+    pub logical: String,
+    pub kind: ApiKind,
+    pub tenant: TenantSource,
+    pub routes: Vec<Route>,
+}
+
+impl RestApi {
+    /// A REST API taking the tenant from the `x-tenant-id` header.
+    pub fn new(logical: &str) -> Self {
+        RestApi {
+            logical: logical.to_string(),
+            kind: ApiKind::Rest,
+            tenant: TenantSource::default(),
+            routes: Vec::new(),
+        }
+    }
+
+    /// An HTTP API (v2). Validation refuses it: it cannot pass a tenant to a per-tenant
+    /// function, and the deployer does not deploy HTTP APIs.
+    pub fn http(logical: &str) -> Self {
+        RestApi {
+            kind: ApiKind::Http,
+            ..RestApi::new(logical)
+        }
+    }
+
+    pub fn tenant_from(mut self, source: TenantSource) -> Self {
+        self.tenant = source;
+        self
+    }
+
+    /// Adds a route; the method is upper-cased (`get` is `GET`).
+    pub fn route(mut self, method: &str, path: &str, function: &str) -> Self {
+        self.routes.push(Route {
+            method: method.to_ascii_uppercase(),
+            path: path.to_string(),
+            function: function.to_string(),
+        });
+        self
+    }
+}
+
+/// Why a route path is malformed, or `None` when API Gateway accepts it: `/`, or `/`-separated
+/// non-empty segments that are literals or `{param}`, with a greedy `{param+}` only last.
+pub fn path_problem(path: &str) -> Option<&'static str> {
+    if path == "/" {
+        return None;
+    }
+    let Some(rest) = path.strip_prefix('/') else {
+        return Some("must start with `/`");
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    for (i, segment) in segments.iter().enumerate() {
+        if segment.is_empty() {
+            return Some("has an empty segment (`//` or a trailing `/`)");
+        }
+        if let Some(inner) = segment.strip_prefix('{') {
+            let Some(inner) = inner.strip_suffix('}') else {
+                return Some("has a `{` without its `}`");
+            };
+            let (name, greedy) = match inner.strip_suffix('+') {
+                Some(name) => (name, true),
+                None => (inner, false),
+            };
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Some("has a parameter name other than letters, digits and `_`");
+            }
+            if greedy && i + 1 != segments.len() {
+                return Some("has a greedy `{param+}` that is not the last segment");
+            }
+        } else if !segment
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~' | ':'))
+        {
+            return Some("has a segment with characters other than letters, digits and `-_.~:`");
+        }
+    }
+    None
+}
+
+/// The names of a path's parameters (`/counties/{fips}` -> `fips`).
+fn path_parameters(path: &str) -> BTreeSet<&str> {
+    path.split('/')
+        .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+        .map(|s| s.strip_suffix('+').unwrap_or(s))
+        .collect()
+}
+
+fn is_valid_parameter_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Checks every API of the app, adding each problem to `errors`.
+pub(crate) fn validate_rest_apis(app: &App, errors: &mut Vec<StackError>) {
+    let mut seen = BTreeSet::new();
+    for api in &app.rest_apis {
+        let logical = &api.logical;
+        if !seen.insert(logical.as_str()) {
+            errors.push(StackError::DuplicateRestApi {
+                logical: logical.clone(),
+            });
+            continue;
+        }
+        if !crate::stack::is_valid_name(logical) {
+            errors.push(StackError::InvalidName {
+                what: "rest api",
+                value: logical.clone(),
+            });
+        }
+        match &api.tenant {
+            TenantSource::Authorizer { .. } => errors.push(StackError::AuthorizerUnsupported {
+                api: logical.clone(),
+            }),
+            TenantSource::Header(n) | TenantSource::Query(n) | TenantSource::Path(n)
+                if !is_valid_parameter_name(n) =>
+            {
+                errors.push(StackError::InvalidTenantParameter {
+                    api: logical.clone(),
+                    name: n.to_string(),
+                });
+            }
+            _ => {}
+        }
+        if api.kind == ApiKind::Http {
+            let per_tenant: BTreeSet<&str> = api
+                .routes
+                .iter()
+                .filter(|r| {
+                    app.find_function(&r.function)
+                        .is_some_and(|f| f.tenancy == Tenancy::PerTenant)
+                })
+                .map(|r| r.function.as_str())
+                .collect();
+            if per_tenant.is_empty() {
+                errors.push(StackError::HttpApiUnsupported {
+                    api: logical.clone(),
+                });
+            }
+            for function in per_tenant {
+                errors.push(StackError::HttpApiPerTenant {
+                    api: logical.clone(),
+                    function: function.to_string(),
+                });
+            }
+        }
+        let mut routes = BTreeSet::new();
+        for r in &api.routes {
+            if !METHODS.contains(&r.method.as_str()) {
+                errors.push(StackError::InvalidRouteMethod {
+                    api: logical.clone(),
+                    method: r.method.clone(),
+                });
+            }
+            if let Some(reason) = path_problem(&r.path) {
+                errors.push(StackError::InvalidRoutePath {
+                    api: logical.clone(),
+                    path: r.path.clone(),
+                    reason,
+                });
+            }
+            if !routes.insert((r.method.as_str(), r.path.as_str())) {
+                errors.push(StackError::DuplicateRoute {
+                    api: logical.clone(),
+                    method: r.method.clone(),
+                    path: r.path.clone(),
+                });
+            }
+            if app.find_function(&r.function).is_none() {
+                errors.push(StackError::RouteUnknownFunction {
+                    api: logical.clone(),
+                    route: format!("{} {}", r.method, r.path),
+                    function: r.function.clone(),
+                    declared: app.functions.iter().map(|f| f.logical.clone()).collect(),
+                });
+            }
+            if let TenantSource::Path(parameter) = &api.tenant
+                && !path_parameters(&r.path).contains(parameter)
+            {
+                errors.push(StackError::TenantPathParameter {
+                    api: logical.clone(),
+                    parameter: parameter.to_string(),
+                    path: r.path.clone(),
+                });
+            }
+        }
+    }
+}
+
+/// A REST API as it should be deployed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DesiredRestApi {
+    pub logical: String,
+    pub name: String,
+    /// The API Gateway stage deployments go to; named like the deployer's stage.
+    pub stage: String,
+    pub tags: BTreeMap<String, String>,
+    pub routes: Vec<DesiredRoute>,
+}
+
+impl DesiredRestApi {
+    pub fn find_route(&self, method: &str, path: &str) -> Option<&DesiredRoute> {
+        self.routes
+            .iter()
+            .find(|r| r.method == method && r.path == path)
+    }
+}
+
+/// One route as it should be deployed. The function's ARN is only known once it exists, so the
+/// route names the function logically and apply resolves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DesiredRoute {
+    pub method: String,
+    pub path: String,
+    pub function: String,
+    /// PutMethod's request parameters: `method.request.header.x-tenant-id` -> required.
+    pub method_parameters: BTreeMap<String, bool>,
+    /// PutIntegration's request parameters:
+    /// `integration.request.header.X-Amz-Tenant-Id` -> `method.request.header.x-tenant-id`.
+    pub integration_parameters: BTreeMap<String, String>,
+}
+
+/// The tags of every API of a stage.
+pub fn rest_api_tags(app: &str, stage: &str, logical: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (TAG_APP.to_string(), app.to_string()),
+        (TAG_STAGE.to_string(), stage.to_string()),
+        (TAG_LOGICAL.to_string(), logical.to_string()),
+    ])
+}
+
+/// Resolves the app's APIs for one stage. Only routes to per-tenant functions carry the tenant
+/// mapping: Lambda refuses a tenant id on a function without tenant isolation.
+pub fn desired_rest_apis(app: &App, stage: &str) -> Vec<DesiredRestApi> {
+    app.rest_apis
+        .iter()
+        .map(|api| DesiredRestApi {
+            logical: api.logical.clone(),
+            name: names::rest_api_name(&app.name, stage, &api.logical),
+            stage: stage.to_string(),
+            tags: rest_api_tags(&app.name, stage, &api.logical),
+            routes: api
+                .routes
+                .iter()
+                .map(|r| {
+                    let per_tenant = app
+                        .find_function(&r.function)
+                        .is_some_and(|f| f.tenancy == Tenancy::PerTenant);
+                    let mut method_parameters = BTreeMap::new();
+                    let mut integration_parameters = BTreeMap::new();
+                    if per_tenant {
+                        if let Some(p) = api.tenant.method_parameter() {
+                            method_parameters.insert(p, true);
+                        }
+                        integration_parameters.insert(
+                            format!("integration.request.header.{TENANT_HEADER}"),
+                            api.tenant.integration_source(),
+                        );
+                    }
+                    DesiredRoute {
+                        method: r.method.clone(),
+                        path: r.path.clone(),
+                        function: r.function.clone(),
+                        method_parameters,
+                        integration_parameters,
+                    }
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// A deployed API tagged with this app and stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActualRestApi {
+    pub id: String,
+    pub name: String,
+    /// From the `deployer:logical-id` tag; `None` if the tag is missing.
+    pub logical: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    /// Every resource, the root `/` included.
+    pub resources: Vec<ActualResource>,
+    /// Whether the API Gateway stage named like the deployer's stage exists, i.e. whether the
+    /// API was ever deployed.
+    pub stage_deployed: bool,
+    /// The stage's [`ROUTES_VARIABLE`]: the digest of the routes it serves; `None` when the
+    /// stage does not say.
+    pub deployed_routes: Option<String>,
+    /// The physical names of the stage's functions whose resource policy lets this API invoke
+    /// them.
+    pub permitted: BTreeSet<String>,
+}
+
+impl ActualRestApi {
+    pub fn find_resource(&self, path: &str) -> Option<&ActualResource> {
+        self.resources.iter().find(|r| r.path == path)
+    }
+}
+
+/// One resource (a path) of a deployed API and its methods.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActualResource {
+    pub id: String,
+    pub path: String,
+    /// HTTP method -> method.
+    pub methods: BTreeMap<String, ActualMethod>,
+}
+
+/// A deployed method and its integration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ActualMethod {
+    pub request_parameters: BTreeMap<String, bool>,
+    pub integration: Option<ActualIntegration>,
+}
+
+/// A method's integration as API Gateway reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ActualIntegration {
+    pub kind: String,
+    pub http_method: String,
+    pub uri: String,
+    pub request_parameters: BTreeMap<String, String>,
+}
+
+/// A digest of everything a deployment publishes: each route's method, path, target function
+/// (physical, after this plan) and parameters. Hex SHA-256, which stage variables accept.
+pub fn routes_digest(d: &DesiredRestApi, functions: &BTreeMap<String, String>) -> String {
+    use sha2::{Digest, Sha256};
+    let routes: Vec<serde_json::Value> = d
+        .routes
+        .iter()
+        .map(|r| {
+            serde_json::json!([
+                r.method,
+                r.path,
+                functions.get(&r.function).unwrap_or(&r.function),
+                r.method_parameters,
+                r.integration_parameters,
+            ])
+        })
+        .collect();
+    let digest = Sha256::digest(serde_json::Value::Array(routes).to_string().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The integration URI of a Lambda proxy integration; the region is the function's own.
+pub fn integration_uri(function_arn: &str) -> String {
+    let region = arn_field(function_arn, 3);
+    format!(
+        "arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations"
+    )
+}
+
+/// The function name inside a Lambda integration URI, or `None` for any other URI.
+pub fn function_of_uri(uri: &str) -> Option<&str> {
+    let (_, rest) = uri.split_once("/functions/")?;
+    let arn = rest.strip_suffix("/invocations")?;
+    let name = arn.split(':').nth(6)?;
+    (!name.is_empty()).then_some(name)
+}
+
+/// One `:`-separated field of an ARN (3 is the region, 4 the account), or `""`.
+pub fn arn_field(arn: &str, index: usize) -> &str {
+    arn.split(':').nth(index).unwrap_or_default()
+}
+
+/// The execute-api ARN a function's permission is scoped to: every stage, method and path of
+/// this one API. One statement per (function, API) keeps routes changing without touching the
+/// function's policy, while no other API can invoke the function.
+pub fn source_arn(region: &str, account: &str, api_id: &str) -> String {
+    format!("arn:aws:execute-api:{region}:{account}:{api_id}/*/*/*")
+}
+
+/// The statement id of the permission letting API `api_id` invoke a function. It names the API
+/// id, so a recreated API gets its own statement instead of colliding with a stale one.
+pub fn statement_id(api_id: &str) -> String {
+    format!("deployer-apigateway-{api_id}")
+}
+
+/// Whether a Lambda resource policy (GetPolicy's JSON) lets `source_arn` invoke the function.
+pub fn policy_permits(policy: &str, source_arn: &str) -> bool {
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(policy) else {
+        return false;
+    };
+    let statements = match &doc["Statement"] {
+        serde_json::Value::Array(s) => s.clone(),
+        s @ serde_json::Value::Object(_) => vec![s.clone()],
+        _ => Vec::new(),
+    };
+    statements.iter().any(|s| {
+        let principal = &s["Principal"];
+        let service = principal["Service"].as_str().or(principal.as_str());
+        let condition = &s["Condition"]["ArnLike"]["AWS:SourceArn"];
+        s["Effect"].as_str() != Some("Deny")
+            && service == Some(APIGATEWAY_PRINCIPAL)
+            && condition.as_str() == Some(source_arn)
+    })
+}
+
+/// The URL clients call: AWS's regional execute-api host, or an emulator's user-request path
+/// when the stage runs against an endpoint override.
+pub fn invoke_url(api_id: &str, region: &str, stage: &str, endpoint: Option<&str>) -> String {
+    match endpoint {
+        Some(endpoint) => format!(
+            "{}/restapis/{api_id}/{stage}/_user_request_",
+            endpoint.trim_end_matches('/')
+        ),
+        None => format!("https://{api_id}.execute-api.{region}.amazonaws.com/{stage}"),
+    }
+}
+
+/// What apply needs to carry out an API change, besides the desired state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiStep {
+    /// The API's logical name.
+    pub api: String,
+    /// The API's id when it exists already; `None` when this run creates it.
+    pub api_id: Option<String>,
+    pub target: ApiTarget,
+}
+
+/// The part of an API a change is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum ApiTarget {
+    /// The API itself, with its existing resources (path -> id) that routes build on.
+    Api { resources: BTreeMap<String, String> },
+    Route {
+        method: String,
+        path: String,
+        /// The physical function the route targets after this run (create and update).
+        function: Option<String>,
+        /// On an update: the method's request parameters changed, so the method is put again
+        /// (API Gateway refuses PutMethod on an existing method, so it is deleted first).
+        put_method: bool,
+        /// The existing resource of the path, if any.
+        resource_id: Option<String>,
+        /// On a delete: the topmost resource no route needs any more, deleted with everything
+        /// under it instead of deleting the method alone.
+        delete_resource: Option<String>,
+    },
+    /// AddPermission on a function for this API.
+    Permission { function: String },
+    /// CreateDeployment to the stage, which publishes the routes; `routes` is their digest,
+    /// recorded in the stage's [`ROUTES_VARIABLE`].
+    Deployment { stage: String, routes: String },
+}
+
+/// A planned API change and what apply needs to carry it out.
+pub type ApiChange = (Change, ApiStep);
+
+fn api_change(
+    kind: ResourceKind,
+    resource: String,
+    step: ApiStep,
+    action: Action,
+    reason: &str,
+    details: Vec<String>,
+) -> ApiChange {
+    let change = Change {
+        resource,
+        kind,
+        logical: Some(step.api.clone()),
+        name: String::new(),
+        action,
+        reason: reason.to_string(),
+        details,
+        replaces: None,
+        role_diff: None,
+        seed_diff: None,
+    };
+    (change, step)
+}
+
+fn route_details(d: &DesiredRoute, function: &str) -> Vec<String> {
+    let mut details = vec![format!("invokes function {function}")];
+    details.extend(
+        d.integration_parameters
+            .iter()
+            .map(|(to, from)| format!("{to} <- {from}")),
+    );
+    details
+}
+
+/// Whether `path` is `prefix` or lies under it.
+fn under(path: &str, prefix: &str) -> bool {
+    prefix == "/"
+        || path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// The API changes of a deploy: per desired API its creation (or a no-op), its routes, the
+/// permissions its functions need and a deployment when anything about the routes changed; then
+/// the APIs the stack no longer declares. `functions` maps each logical function to the physical
+/// name it has after this plan (the new slot of a replaced function).
+pub fn plan_rest_apis(
+    desired: &[DesiredRestApi],
+    actual: &Actual,
+    functions: &BTreeMap<String, String>,
+) -> Vec<ApiChange> {
+    let mut changes = Vec::new();
+    let mut leftovers = Vec::new();
+    for d in desired {
+        let mut mine: Vec<&ActualRestApi> = actual
+            .rest_apis
+            .iter()
+            .filter(|a| a.logical.as_deref() == Some(d.logical.as_str()))
+            .collect();
+        mine.sort_by(|a, b| (a.name != d.name, &a.id).cmp(&(b.name != d.name, &b.id)));
+        let existing = (!mine.is_empty()).then(|| mine.remove(0));
+        for other in mine {
+            leftovers.push(delete_api(
+                other,
+                &d.logical,
+                "left over from an interrupted create",
+            ));
+        }
+        changes.extend(plan_api(d, existing, functions));
+    }
+    let wanted: BTreeSet<&str> = desired.iter().map(|d| d.logical.as_str()).collect();
+    changes.extend(leftovers);
+    for a in &actual.rest_apis {
+        if a.logical.as_deref().is_none_or(|l| !wanted.contains(l)) {
+            changes.push(delete_api(
+                a,
+                a.logical.as_deref().unwrap_or_default(),
+                "no longer in the stack",
+            ));
+        }
+    }
+    changes
+}
+
+/// Deletes of every API of a stage, for a destroy.
+pub fn destroy_rest_apis(actual: &Actual) -> Vec<ApiChange> {
+    actual
+        .rest_apis
+        .iter()
+        .map(|a| {
+            delete_api(
+                a,
+                a.logical.as_deref().unwrap_or_default(),
+                "destroying the stage",
+            )
+        })
+        .collect()
+}
+
+fn delete_api(a: &ActualRestApi, logical: &str, reason: &str) -> ApiChange {
+    let mut c = api_change(
+        ResourceKind::RestApi,
+        format!("rest api {} ({})", a.name, a.id),
+        ApiStep {
+            api: logical.to_string(),
+            api_id: Some(a.id.clone()),
+            target: ApiTarget::Api {
+                resources: BTreeMap::new(),
+            },
+        },
+        Action::Delete,
+        reason,
+        Vec::new(),
+    );
+    c.0.name = a.name.clone();
+    c
+}
+
+fn plan_api(
+    d: &DesiredRestApi,
+    a: Option<&ActualRestApi>,
+    functions: &BTreeMap<String, String>,
+) -> Vec<ApiChange> {
+    let api_id = a.map(|a| a.id.clone());
+    let step = |target: ApiTarget| ApiStep {
+        api: d.logical.clone(),
+        api_id: api_id.clone(),
+        target,
+    };
+    let resources: BTreeMap<String, String> = a
+        .map(|a| {
+            a.resources
+                .iter()
+                .map(|r| (r.path.clone(), r.id.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let (action, reason) = match a {
+        None => (Action::Create, "not deployed yet"),
+        Some(_) => (Action::NoOp, "up to date"),
+    };
+    let mut api = api_change(
+        ResourceKind::RestApi,
+        format!("rest api {}", d.name),
+        step(ApiTarget::Api {
+            resources: resources.clone(),
+        }),
+        action,
+        reason,
+        Vec::new(),
+    );
+    api.0.name = d.name.clone();
+    let mut changes = vec![api];
+
+    let mut routes_changed = a.is_none();
+    for r in &d.routes {
+        let function = functions
+            .get(&r.function)
+            .cloned()
+            .unwrap_or_else(|| r.function.clone());
+        let resource = format!("route {} {} on {}", r.method, r.path, d.name);
+        let existing = a
+            .and_then(|a| a.find_resource(&r.path))
+            .and_then(|res| res.methods.get(&r.method));
+        let route_step = |put_method: bool| {
+            step(ApiTarget::Route {
+                method: r.method.clone(),
+                path: r.path.clone(),
+                function: Some(function.clone()),
+                put_method,
+                resource_id: resources.get(&r.path).cloned(),
+                delete_resource: None,
+            })
+        };
+        let Some(existing) = existing else {
+            routes_changed = true;
+            changes.push(api_change(
+                ResourceKind::Route,
+                resource,
+                route_step(true),
+                Action::Create,
+                "not deployed yet",
+                route_details(r, &function),
+            ));
+            continue;
+        };
+        let mut details = Vec::new();
+        let put_method = existing.request_parameters != r.method_parameters;
+        if put_method {
+            details.push(format!(
+                "method parameters {:?} -> {:?}",
+                existing.request_parameters, r.method_parameters
+            ));
+        }
+        let empty = ActualIntegration::default();
+        let integration = existing.integration.as_ref().unwrap_or(&empty);
+        let deployed_function = function_of_uri(&integration.uri).unwrap_or("none");
+        if deployed_function != function {
+            details.push(format!(
+                "invokes function {deployed_function} -> {function}"
+            ));
+        }
+        if integration.kind != AWS_PROXY || integration.http_method != INTEGRATION_METHOD {
+            details.push(format!(
+                "integration {} {} -> {AWS_PROXY} {INTEGRATION_METHOD}",
+                integration.kind, integration.http_method
+            ));
+        }
+        if integration.request_parameters != r.integration_parameters {
+            details.push(format!(
+                "tenant mapping {:?} -> {:?}",
+                integration.request_parameters, r.integration_parameters
+            ));
+        }
+        let (action, reason) = if details.is_empty() {
+            (Action::NoOp, "up to date")
+        } else {
+            routes_changed = true;
+            (Action::Update, "integration changed")
+        };
+        changes.push(api_change(
+            ResourceKind::Route,
+            resource,
+            route_step(put_method),
+            action,
+            reason,
+            details,
+        ));
+    }
+
+    if let Some(a) = a {
+        let needed = |path: &str| d.routes.iter().any(|r| under(&r.path, path));
+        for res in &a.resources {
+            for method in res.methods.keys() {
+                if d.find_route(method, &res.path).is_some() {
+                    continue;
+                }
+                routes_changed = true;
+                // The topmost resource on the way to this one that no route needs goes, and
+                // everything under it with it.
+                let delete_resource = a
+                    .resources
+                    .iter()
+                    .filter(|top| top.path != "/" && under(&res.path, &top.path))
+                    .filter(|top| !needed(&top.path))
+                    .min_by_key(|top| top.path.len())
+                    .map(|top| top.id.clone());
+                let details = match &delete_resource {
+                    Some(_) => vec![format!("resource {} is no longer needed", res.path)],
+                    None => Vec::new(),
+                };
+                changes.push(api_change(
+                    ResourceKind::Route,
+                    format!("route {method} {} on {}", res.path, d.name),
+                    step(ApiTarget::Route {
+                        method: method.clone(),
+                        path: res.path.clone(),
+                        function: None,
+                        put_method: false,
+                        resource_id: Some(res.id.clone()),
+                        delete_resource,
+                    }),
+                    Action::Delete,
+                    "no longer in the stack",
+                    details,
+                ));
+            }
+        }
+    }
+
+    let targets: BTreeSet<String> = d
+        .routes
+        .iter()
+        .map(|r| {
+            functions
+                .get(&r.function)
+                .cloned()
+                .unwrap_or_else(|| r.function.clone())
+        })
+        .collect();
+    for function in targets {
+        if a.is_some_and(|a| a.permitted.contains(&function)) {
+            continue;
+        }
+        changes.push(api_change(
+            ResourceKind::Permission,
+            format!("permission for {} to invoke {function}", d.name),
+            step(ApiTarget::Permission {
+                function: function.clone(),
+            }),
+            Action::Create,
+            "the function does not allow this API yet",
+            Vec::new(),
+        ));
+    }
+
+    let digest = routes_digest(d, functions);
+    let stage_missing = a.is_some_and(|a| !a.stage_deployed);
+    // A stage without the variable was deployed by something else; it is left as it is.
+    let stage_stale = a.is_some_and(|a| a.deployed_routes.as_ref().is_some_and(|h| *h != digest));
+    if routes_changed || stage_missing || stage_stale {
+        let reason = if routes_changed {
+            "routes changed"
+        } else if stage_missing {
+            "the stage was never deployed"
+        } else {
+            "the stage serves older routes (an earlier deploy was interrupted)"
+        };
+        changes.push(api_change(
+            ResourceKind::Deployment,
+            format!("deployment of {} to stage {}", d.name, d.stage),
+            step(ApiTarget::Deployment {
+                stage: d.stage.clone(),
+                routes: digest,
+            }),
+            Action::Create,
+            reason,
+            Vec::new(),
+        ));
+    }
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_api_gateway_accepts() {
+        for ok in ["/", "/a", "/a/{b}", "/counties/{fips}", "/a/{proxy+}"] {
+            assert_eq!(path_problem(ok), None, "{ok}");
+        }
+        for bad in ["", "a", "/a/", "//a", "/{proxy+}/a", "/{a", "/{}", "/a b"] {
+            assert!(path_problem(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn uris_name_their_function() {
+        let arn = "arn:aws:lambda:eu-west-1:1:function:represent-dev-counties";
+        let uri = integration_uri(arn);
+        assert_eq!(
+            uri,
+            "arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/arn:aws:lambda:eu-west-1:1:function:represent-dev-counties/invocations"
+        );
+        assert_eq!(function_of_uri(&uri), Some("represent-dev-counties"));
+        assert_eq!(function_of_uri("http://example.com"), None);
+    }
+
+    #[test]
+    fn invoke_urls_on_aws_and_on_an_emulator() {
+        assert_eq!(
+            invoke_url("abc123", "us-east-1", "prod", None),
+            "https://abc123.execute-api.us-east-1.amazonaws.com/prod"
+        );
+        assert_eq!(
+            invoke_url("abc123", "us-east-1", "dev", Some("http://127.0.0.1:9456/")),
+            "http://127.0.0.1:9456/restapis/abc123/dev/_user_request_"
+        );
+    }
+
+    #[test]
+    fn policies_permit_only_their_api() {
+        let arn = source_arn("us-east-1", "1", "abc");
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "x",
+                "Effect": "Allow",
+                "Principal": {"Service": "apigateway.amazonaws.com"},
+                "Action": "lambda:InvokeFunction",
+                "Resource": "arn:aws:lambda:us-east-1:1:function:f",
+                "Condition": {"ArnLike": {"AWS:SourceArn": arn}},
+            }],
+        })
+        .to_string();
+        assert!(policy_permits(&policy, &arn));
+        assert!(!policy_permits(
+            &policy,
+            &source_arn("us-east-1", "1", "other")
+        ));
+        assert!(!policy_permits("not json", &arn));
+    }
+}
