@@ -5,7 +5,7 @@ use deployer::plan::Action;
 use deployer::stack::Tenancy;
 use serde_json::json;
 
-use crate::support::{self, changed_package, deploy, emulator, invoke, packages};
+use crate::support::{self, changed_package, deploy, emulator, http_get, invoke, packages};
 
 const STAGE: &str = "dev";
 
@@ -93,6 +93,41 @@ async fn deploy_invoke_redeploy_update_and_destroy() {
     )
     .await;
     assert_eq!(harris["county"]["name"], "Harris County", "{harris}");
+
+    // The REST API: a plain HTTP client names its state in a header and is served by that
+    // state's environments, as API Gateway maps `x-tenant-id` to `X-Amz-Tenant-Id`.
+    let api = report
+        .api_urls
+        .get("api")
+        .expect("the deploy reports the API's URL")
+        .clone();
+    let (status, body) =
+        http_get(&format!("{api}/representatives"), &[("x-tenant-id", "TX")]).await;
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON body");
+    assert_eq!(answer["state"]["id"], "TX", "{answer}");
+    let (status, body) = http_get(&format!("{api}/counties/06037"), &[("x-tenant-id", "CA")]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Los Angeles County"), "{body}");
+    let (status, body) = http_get(&format!("{api}/counties/06037"), &[("x-tenant-id", "TX")]).await;
+    assert_eq!(status, 404, "Texas cannot read California: {body}");
+    let (status, body) = http_get(
+        &format!("{api}/representatives?district=7"),
+        &[("x-tenant-id", "TX")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"district\":7"), "{body}");
+    let (status, _) = http_get(&format!("{api}/representatives"), &[]).await;
+    assert_eq!(status, 400, "no tenant header, no function run");
+    let (status, _) = http_get(&format!("{api}/senators"), &[("x-tenant-id", "TX")]).await;
+    assert_eq!(
+        status, 403,
+        "unknown route: API Gateway's Missing Authentication Token"
+    );
+    let (status, body) =
+        http_get(&format!("{api}/representatives"), &[("x-tenant-id", "ZZ")]).await;
+    assert_eq!(status, 403, "not a state: {body}");
 
     // Nothing changed: nothing is sent.
     let (plan, report) = deploy(&stage, &app, STAGE, &packages).await;

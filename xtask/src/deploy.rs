@@ -46,6 +46,8 @@ struct DeployResult<'a> {
     app: &'a str,
     stage: &'a str,
     endpoint: Option<&'a str>,
+    /// The stage's REST APIs by logical name: their invoke URLs.
+    api_urls: &'a BTreeMap<String, String>,
     dry_run: bool,
     plan: &'a Plan,
     mutating_calls: u32,
@@ -73,7 +75,10 @@ async fn run(args: StageArgs, dry_run: bool) -> anyhow::Result<()> {
     progress.step(&format!("observing stage `{}`", stage.name));
     let actual = deployer::observe_stage(&target.clients, &desired).await?;
     let plan = deployer::plan::plan(&desired, &actual);
-    let mut report = ApplyReport::default();
+    let mut report = ApplyReport {
+        api_urls: deployer::api_urls(&target.clients, &stage.name, &actual),
+        ..ApplyReport::default()
+    };
     if args.output == OutputFormat::Text {
         progress.suspend(|| print!("{plan}"));
     }
@@ -93,6 +98,7 @@ async fn run(args: StageArgs, dry_run: bool) -> anyhow::Result<()> {
             app: &app.name,
             stage: &stage.name,
             endpoint: target.endpoint.as_deref(),
+            api_urls: &report.api_urls,
             dry_run,
             plan: &plan,
             mutating_calls: report.mutating_calls,
@@ -110,6 +116,9 @@ async fn run(args: StageArgs, dry_run: bool) -> anyhow::Result<()> {
             }
             if let Some(endpoint) = &target.endpoint {
                 println!("Endpoint: {endpoint}");
+            }
+            for (api, url) in &report.api_urls {
+                println!("API `{api}`: {url}");
             }
             Ok(())
         }
@@ -143,6 +152,7 @@ pub async fn destroy(args: DestroyArgs) -> anyhow::Result<()> {
             app: &app.name,
             stage: &stage.name,
             endpoint: target.endpoint.as_deref(),
+            api_urls: &report.api_urls,
             dry_run: false,
             plan: &plan,
             mutating_calls: report.mutating_calls,

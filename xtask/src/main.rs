@@ -6,8 +6,10 @@ mod context;
 mod deploy;
 mod emulator_cmd;
 mod invoke;
+mod logs;
 mod output;
 mod seeds;
+mod stats;
 mod tenants;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +30,10 @@ enum Command {
     Plan(deploy::PlanArgs),
     /// Invoke a deployed function as one tenant
     Invoke(invoke::InvokeArgs),
+    /// Show one tenant's log lines, newest last
+    Logs(logs::LogsArgs),
+    /// Per-tenant invocations, errors, cold starts, latency and estimated isolation fee
+    Stats(stats::StatsArgs),
     /// Delete every resource of a stage
     Destroy(deploy::DestroyArgs),
     /// Run the local emulator that stage `dev` deploys to
@@ -56,6 +62,8 @@ fn main() -> std::process::ExitCode {
                     Command::Plan(args) => deploy::plan(args).await,
                     Command::Destroy(args) => deploy::destroy(args).await,
                     Command::Invoke(args) => invoke::invoke(args).await,
+                    Command::Logs(args) => logs::run(args).await,
+                    Command::Stats(args) => stats::run(args).await,
                     Command::Emulator(cmd) => emulator_cmd::run(cmd).await,
                     Command::Bench(cmd) => bench::run(cmd).await,
                     Command::Tenants(_) => unreachable!("handled above"),

@@ -1,6 +1,7 @@
 //! The Represent stack: what `cargo xtask deploy` ships, described in typed Rust.
 
 use deployer::stack::{App, Function, Role, Stage};
+use deployer::rest_api::{RestApi, TenantSource};
 use deployer::table::Table;
 
 /// Represent: look up the elected representatives, counties and districts of a US state. Every
@@ -26,6 +27,15 @@ pub fn represent() -> App {
                 .timeout(10)
                 .per_tenant()
                 .reads_table("data", "TABLE_NAME"),
+        )
+        // The public front door: the caller names its state in a header, and API Gateway passes
+        // it to Lambda as the invoke's tenant id.
+        .rest_api(
+            RestApi::new("api")
+                .tenant_from(TenantSource::Header("x-tenant-id"))
+                .route("GET", "/representatives", "representatives")
+                .route("GET", "/counties", "counties")
+                .route("GET", "/counties/{fips}", "counties"),
         )
         // Local development: the embedded emulator, built for this machine's architecture.
         .stage(Stage::emulator("dev"))

@@ -240,3 +240,5 @@ fn deploy_invoke_redeploy_and_destroy_through_the_cli() {
     );
     runtime.block_on(emulator.shutdown());
 }
+
+mod logs;
