@@ -90,7 +90,25 @@ fn logs_show_only_the_tenant_and_stats_count_every_tenant() {
         );
         output.stdout
     };
-    ok(&["deploy", "--endpoint-url", &url, "--output", "json"]);
+    let first: serde_json::Value =
+        serde_json::from_slice(&ok(&["deploy", "--endpoint-url", &url, "--output", "json"]))
+            .expect("JSON deploy");
+    let created = |resource: &str| {
+        first["plan"]["changes"]
+            .as_array()
+            .expect("changes")
+            .iter()
+            .any(|c| c["resource"] == resource && c["action"] == "create")
+    };
+    assert!(
+        created("log group /aws/lambda/represent-dev-representatives"),
+        "{first}"
+    );
+    // Log groups at the stage's retention are left alone by the next deploy.
+    let second: serde_json::Value =
+        serde_json::from_slice(&ok(&["deploy", "--endpoint-url", &url, "--output", "json"]))
+            .expect("JSON deploy");
+    assert_eq!(second["mutating_calls"], 0, "{second}");
     for tenant in ["TX", "TX", "CA"] {
         ok(&["invoke", "--endpoint-url", &url, "--tenant", tenant]);
     }
