@@ -431,6 +431,7 @@ async fn watch_latencies(progress: &Progress, count: usize) -> anyhow::Result<Ve
         lambda
             .invoke()
             .function_name("representatives")
+            .payload(Blob::new(&b"{}"[..]))
             .send()
             .await?;
     }

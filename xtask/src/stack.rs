@@ -1,7 +1,7 @@
 //! The Represent stack: what `cargo xtask deploy` ships, described in typed Rust.
 
-use deployer::stack::{App, Function, Role, Stage};
 use deployer::rest_api::{RestApi, TenantSource};
+use deployer::stack::{App, Function, Role, Stage};
 use deployer::table::Table;
 
 /// Represent: look up the elected representatives, counties and districts of a US state. Every
