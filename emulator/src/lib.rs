@@ -6,6 +6,7 @@
 //! until [`Emulator::shutdown`] (or [`Emulator::wait`], which also stops on Ctrl-C or SIGTERM).
 
 mod apigateway;
+mod aws_json;
 mod clock;
 mod cloudwatch_logs;
 mod dynamodb;

@@ -16,7 +16,7 @@ mod pattern;
 
 use std::sync::Arc;
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -67,27 +67,13 @@ pub async fn handle(app: Arc<AppState>, operation: &str, body: &[u8]) -> Respons
     }
 }
 
-/// A CloudWatch Logs response: JSON 1.1 content type and a request id, as the service sends them.
+/// A CloudWatch Logs response: its JSON protocol's content type and a request id.
 fn json_response(status: StatusCode, body: String) -> Response {
-    let mut response = (status, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-amz-json-1.1"),
-    );
-    if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
-        headers.insert("x-amzn-RequestId", id);
-    }
-    response
+    crate::aws_json::response("application/x-amz-json-1.1", status, body)
 }
 
 fn input<T: DeserializeOwned>(body: &[u8]) -> Result<T, LogsError> {
-    let body = if body.is_empty() {
-        b"{}".as_slice()
-    } else {
-        body
-    };
-    serde_json::from_slice(body).map_err(LogsError::serialization)
+    crate::aws_json::parse(body).map_err(LogsError::serialization)
 }
 
 /// Runs `f` on the store's connection; `f` may fail with a CloudWatch Logs error of its own.

@@ -22,7 +22,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rusqlite::Connection;
 use serde::de::DeserializeOwned;
@@ -119,27 +119,13 @@ pub async fn handle(app: Arc<AppState>, operation: &str, body: &[u8]) -> Respons
     }
 }
 
-/// A DynamoDB response: JSON 1.0 content type and a request id, as the service sends them.
+/// A DynamoDB response: its JSON protocol's content type and a request id.
 fn json_response(status: StatusCode, body: String) -> Response {
-    let mut response = (status, body).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-amz-json-1.0"),
-    );
-    if let Ok(id) = HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()) {
-        headers.insert("x-amzn-RequestId", id);
-    }
-    response
+    crate::aws_json::response("application/x-amz-json-1.0", status, body)
 }
 
 fn input<T: DeserializeOwned>(body: &[u8]) -> Result<T, DynamoError> {
-    let body = if body.is_empty() {
-        b"{}".as_slice()
-    } else {
-        body
-    };
-    serde_json::from_slice(body).map_err(DynamoError::serialization)
+    crate::aws_json::parse(body).map_err(DynamoError::serialization)
 }
 
 /// Runs `f` on the store's connection; `f` may fail with a DynamoDB error of its own.
