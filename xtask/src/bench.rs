@@ -2,8 +2,8 @@
 //! new tenant, warm latency, throughput, and what 1,000 tenants cost — printed as a table, with
 //! `cargo lambda watch` measured in the same run where the measure applies.
 
-use std::net::SocketAddr;
 use std::os::unix::process::CommandExt as _;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -158,17 +158,43 @@ async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
     let progress = Progress::new();
     let packages = crate::deploy::build(&app, stage, &progress)?;
 
+    // The emulator runs as its own process, as `cargo xtask deploy` runs it and as
+    // `cargo lambda watch` runs: measuring it inside this process would share one async runtime
+    // between the client and the server.
     let state = context::target_dir().join("bench-emulator");
     let _ = std::fs::remove_dir_all(&state);
-    let mut config = emulator::Config::new(&state);
-    config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.max_environments = args.max_environments;
-    let emulator = emulator::Emulator::start(config).await?;
-    let sdk = context::emulator_config(&emulator.endpoint()).await;
+    std::fs::create_dir_all(&state)?;
+    let port = free_port()?;
+    let exe = std::env::current_exe().context("cannot find the xtask executable")?;
+    let server = Command::new(exe)
+        .args(["emulator", "serve", "--port", &port.to_string()])
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["--max-environments", &args.max_environments.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(state.join("emulator.log"))?)
+        .spawn()
+        .context("cannot start the emulator")?;
+    let server = KillOnDrop(server);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while crate::emulator_cmd::http_get(port, "/_emulator/health").is_none() {
+        if Instant::now() > deadline {
+            bail!(
+                "the emulator did not start; see {}",
+                state.join("emulator.log").display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sdk = context::emulator_config(&endpoint).await;
     let clients = deployer::Clients::new(&sdk);
+    let tenants = crate::seeds::tenant_files(&context::project_root())?;
     let desired =
-        deployer::desired(&app, "dev", &packages).map_err(|errors| anyhow::anyhow!("{errors}"))?;
-    let actual = deployer::observe(&clients, &app.name, "dev").await?;
+        deployer::desired_with_seeds(&app, "dev", &packages, vec![crate::seeds::seed(&tenants)])
+            .map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    let actual = deployer::observe_stage(&clients, &desired).await?;
     let plan = deployer::plan(&desired, &actual);
     deployer::apply(
         &clients,
@@ -188,7 +214,7 @@ async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
         cold.push(timed_invoke(lambda, &function, Some(&format!("cold-{i}"))).await?);
     }
     cold.sort();
-    let init: Vec<f64> = status(&emulator.endpoint())?
+    let init: Vec<f64> = status(&endpoint)?
         .into_iter()
         .filter(|e| e["tenant"].as_str().is_some_and(|t| t.starts_with("cold-")))
         .filter_map(|e| e["cold_start_ms"].as_f64())
@@ -280,9 +306,10 @@ async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
         timed_invoke(lambda, &function, Some(&format!("tenant-{i}"))).await?;
     }
     let elapsed = started.elapsed();
-    let environments = status(&emulator.endpoint())?.len();
-    let processes = bootstrap_processes();
-    let rss_kib: u64 = processes.iter().map(|p| p.1).sum::<u64>() + rss_kib("self");
+    let environments = status(&endpoint)?.len();
+    let processes = bootstrap_processes(&state);
+    let rss_kib: u64 =
+        processes.iter().map(|p| p.1).sum::<u64>() + rss_kib(&server.0.id().to_string());
     rows.push(row(
         &format!("{} tenants: time for all first invokes", args.tenants),
         format!("{:.2} s", elapsed.as_secs_f64()),
@@ -309,11 +336,18 @@ async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
         format!("{:.1} MiB", rss_kib as f64 / 1024.0),
         None,
     ));
-    emulator.shutdown().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Stopped as `cargo xtask emulator stop` stops it.
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !bootstrap_processes(&state).is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(server);
     rows.push(row(
         "after shutdown: leaked bootstrap processes",
-        bootstrap_processes().len().to_string(),
+        bootstrap_processes(&state).len().to_string(),
         None,
     ));
     progress.finish();
@@ -349,22 +383,29 @@ fn status(endpoint: &str) -> anyhow::Result<Vec<serde_json::Value>> {
         .unwrap_or_default())
 }
 
-/// This process's children named `bootstrap`, with their resident memory in KiB.
-fn bootstrap_processes() -> Vec<(u32, u64)> {
-    let me = std::process::id().to_string();
+/// Running processes whose executable lives under the emulator's state directory (its
+/// execution environments' `bootstrap`s), with their resident memory in KiB. Looking by
+/// executable rather than by parent also finds environments orphaned by a dead emulator.
+fn bootstrap_processes(state: &Path) -> Vec<(u32, u64)> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
+    let state = state.canonicalize().unwrap_or_else(|_| state.to_path_buf());
     entries
         .filter_map(Result::ok)
         .filter_map(|entry| {
             let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let (comm, rest) = stat.split_once(") ")?;
-            let parent = rest.split(' ').nth(1)?;
-            (comm.ends_with("(bootstrap") && parent == me).then(|| (pid, rss_kib(&pid.to_string())))
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+            exe.starts_with(&state)
+                .then(|| (pid, rss_kib(&pid.to_string())))
         })
         .collect()
+}
+
+/// A loopback port nothing listens on right now.
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(listener.local_addr()?.port())
 }
 
 fn rss_kib(pid: &str) -> u64 {

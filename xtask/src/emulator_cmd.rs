@@ -46,6 +46,9 @@ pub struct ServeArgs {
     /// Where the emulator keeps its database and execution environments
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
+    /// Most execution environments at once; past it the least recently used idle one is stopped
+    #[arg(long, default_value_t = 64)]
+    pub max_environments: usize,
 }
 
 fn state_dir() -> PathBuf {
@@ -80,6 +83,7 @@ pub async fn run(command: EmulatorCommand) -> anyhow::Result<()> {
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = emulator::Config::new(args.state_dir.unwrap_or_else(state_dir));
     config.bind = SocketAddr::from(([127, 0, 0, 1], args.port));
+    config.max_environments = args.max_environments;
     crate::context::runtime()?.block_on(async move {
         let emulator = emulator::Emulator::start(config).await?;
         println!("{}", emulator.endpoint());
