@@ -140,6 +140,22 @@ fn logs_show_only_the_tenant_and_stats_count_every_tenant() {
         assert!(!message.contains("\"CA\""), "California leaked: {message}");
         assert_eq!(line["function"], "represent-dev-representatives", "{line}");
     }
+    // The function's own request lines carry the tenant at the top level, beside the platform
+    // records' `record.tenantId`: both kinds are found.
+    let parsed: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l["message"].as_str()?).ok())
+        .collect();
+    assert!(
+        parsed
+            .iter()
+            .any(|m| m["tenantId"] == "TX" && m.get("record").is_none()),
+        "an application line with a top-level tenantId: {parsed:?}"
+    );
+    assert!(
+        parsed.iter().any(|m| m["record"]["tenantId"] == "TX"),
+        "a platform record: {parsed:?}"
+    );
     let stamps: Vec<i64> = lines
         .iter()
         .map(|l| l["timestamp_ms"].as_i64().expect("timestamp"))

@@ -211,6 +211,57 @@ fn deploy_invoke_redeploy_and_destroy_through_the_cli() {
         assert_eq!(change["action"], "no_op", "{change}");
     }
 
+    // Seeding alone: nothing differs, nothing is written; a record lost from Texas's partition
+    // is put back, and no other state's partition is read.
+    let seeded = json(&[
+        "tenants",
+        "seed",
+        "--endpoint-url",
+        &url,
+        "--tenant",
+        "TX",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(seeded["mutating_calls"], 0, "{seeded}");
+    runtime.block_on(async {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&url)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .load()
+            .await;
+        aws_sdk_dynamodb::Client::new(&sdk)
+            .delete_item()
+            .table_name("represent-dev-data")
+            .key(
+                "tenant",
+                aws_sdk_dynamodb::types::AttributeValue::S("TX".into()),
+            )
+            .key(
+                "record",
+                aws_sdk_dynamodb::types::AttributeValue::S("SEAT#07".into()),
+            )
+            .send()
+            .await
+            .expect("a record is deleted behind the deployer's back");
+    });
+    let seeded = json(&[
+        "tenants",
+        "seed",
+        "--endpoint-url",
+        &url,
+        "--tenant",
+        "TX",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(seeded["mutating_calls"], 1, "{seeded}");
+    let changes = seeded["plan"]["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 1, "only Texas: {seeded}");
+
     let answer = json(&[
         "invoke",
         "--endpoint-url",
