@@ -1303,6 +1303,43 @@ async fn apply_rest_apis(
                 id
             }
         };
+        // The routes need the authorizer's id: the one kept, or the one created now. A
+        // replacement creates the new one first, so no method is ever left pointing at nothing.
+        let mut authorizer_id = None;
+        let mut stale_authorizers = Vec::new();
+        for c in plan
+            .changes
+            .iter()
+            .filter(|c| c.kind == ResourceKind::Authorizer)
+        {
+            let Some(s) = plan.api_step(c).filter(|s| s.api == d.logical) else {
+                continue;
+            };
+            let ApiTarget::Authorizer {
+                name,
+                function,
+                identity_source,
+                id: existing,
+            } = &s.target
+            else {
+                continue;
+            };
+            match (c.action, function) {
+                (Action::NoOp, _) => authorizer_id = existing.clone(),
+                (Action::Delete, _) => stale_authorizers.extend(existing.clone().map(|x| (c, x))),
+                (_, Some(function)) => {
+                    let arn = function_arn(ctx, &mut arns, function).await?;
+                    ctx.say(&format!("creating {}", c.resource));
+                    let new = create_authorizer(ctx, &id, name, &arn, identity_source).await?;
+                    authorizer_id = Some(new);
+                    stale_authorizers.extend(existing.clone().map(|x| (c, x)));
+                    if c.action == Action::Create {
+                        done.push(c.clone());
+                    }
+                }
+                (_, None) => {}
+            }
+        }
         let mut deleted = BTreeSet::new();
         for (c, s) in api_changes(plan, &d.logical, ResourceKind::Route) {
             if c.action == Action::Delete {
@@ -1340,7 +1377,16 @@ async fn apply_rest_apis(
             ctx.say(&format!("{verb} {}", c.resource));
             let resource_id = ensure_resource(ctx, &id, &mut resources, path).await?;
             let put_method = c.action == Action::Create || *put_method;
-            put_route(ctx, &id, &resource_id, route, &arn, put_method, c.action).await?;
+            let target = RouteTarget {
+                function_arn: &arn,
+                authorizer_id: authorizer_id.as_deref(),
+            };
+            put_route(ctx, &id, &resource_id, route, target, put_method, c.action).await?;
+            done.push(c.clone());
+        }
+        for (c, old) in stale_authorizers {
+            ctx.say(&format!("deleting authorizer {old} of {}", c.resource));
+            delete_authorizer(ctx, &id, &old, &c.resource).await?;
             done.push(c.clone());
         }
         for (c, s) in api_changes(plan, &d.logical, ResourceKind::Permission) {
@@ -1349,7 +1395,16 @@ async fn apply_rest_apis(
             };
             let arn = function_arn(ctx, &mut arns, function).await?;
             ctx.say(&format!("adding {}", c.resource));
-            add_permission(ctx, function, &arn, &id).await?;
+            add_permission(ctx, function, &arn, &id, false).await?;
+            done.push(c.clone());
+        }
+        for (c, s) in api_changes(plan, &d.logical, ResourceKind::Permission) {
+            let ApiTarget::AuthorizerPermission { function } = &s.target else {
+                continue;
+            };
+            let arn = function_arn(ctx, &mut arns, function).await?;
+            ctx.say(&format!("adding {}", c.resource));
+            add_permission(ctx, function, &arn, &id, true).await?;
             done.push(c.clone());
         }
         for (c, s) in api_changes(plan, &d.logical, ResourceKind::Deployment) {
@@ -1594,12 +1649,24 @@ async fn put_route(
     api_id: &str,
     resource_id: &str,
     route: &DesiredRoute,
-    function_arn: &str,
+    target: RouteTarget<'_>,
     put_method: bool,
     action: Action,
 ) -> Result<(), DeployError> {
     use aws_sdk_apigateway::types::IntegrationType;
+    let function_arn = target.function_arn;
     let resource = format!("route {} {} of rest api {api_id}", route.method, route.path);
+    let (authorization, authorizer_id) = match (route.authorized, target.authorizer_id) {
+        (true, Some(id)) => (rest_api::CUSTOM, Some(id.to_string())),
+        (true, None) => {
+            return Err(DeployError::MissingField {
+                call: "CreateAuthorizer",
+                resource,
+                field: "id of the tenant authorizer",
+            });
+        }
+        (false, _) => ("NONE", None),
+    };
     if put_method && action == Action::Update {
         delete_method(ctx, api_id, resource_id, &route.method, &resource).await?;
     }
@@ -1614,7 +1681,8 @@ async fn put_route(
                     .rest_api_id(api_id)
                     .resource_id(resource_id)
                     .http_method(&route.method)
-                    .authorization_type("NONE")
+                    .authorization_type(authorization)
+                    .set_authorizer_id(authorizer_id.clone())
                     .set_request_parameters(Some(
                         route
                             .method_parameters
@@ -1753,19 +1821,31 @@ async fn delete_route(
     }
 }
 
-/// Lets API `api_id` invoke the function, on every stage, method and path of that API only.
+/// Lets API `api_id` invoke the function, on every stage, method and path of that API only;
+/// or, for the API's authorizers (`authorizer`), from any authorizer of that API only.
 async fn add_permission(
     ctx: &Ctx<'_>,
     function: &str,
     function_arn: &str,
     api_id: &str,
+    authorizer: bool,
 ) -> Result<(), DeployError> {
     let resource = format!("function {function}");
-    let source = rest_api::source_arn(
+    let (region, account) = (
         rest_api::arn_field(function_arn, 3),
         rest_api::arn_field(function_arn, 4),
-        api_id,
     );
+    let (source, statement) = if authorizer {
+        (
+            rest_api::authorizer_source_arn(region, account, api_id),
+            rest_api::authorizer_statement_id(api_id),
+        )
+    } else {
+        (
+            rest_api::source_arn(region, account, api_id),
+            rest_api::statement_id(api_id),
+        )
+    };
     let exists =
         |e: &SdkError<aws_sdk_lambda::operation::add_permission::AddPermissionError, _>| {
             e.as_service_error().is_some_and(|s| {
@@ -1780,7 +1860,7 @@ async fn add_permission(
                 .lambda
                 .add_permission()
                 .function_name(function)
-                .statement_id(rest_api::statement_id(api_id))
+                .statement_id(&statement)
                 .action("lambda:InvokeFunction")
                 .principal(rest_api::APIGATEWAY_PRINCIPAL)
                 .source_arn(&source)
@@ -1794,6 +1874,84 @@ async fn add_permission(
         // The statement names the API, so an existing one is this very permission.
         Err(Failure::Fatal(e)) if exists(&e) => Ok(()),
         Err(f) => Err(failure_error("AddPermission", &resource, f)),
+    }
+}
+
+/// What a route's method and integration point at, resolved at apply time.
+#[derive(Clone, Copy)]
+struct RouteTarget<'a> {
+    function_arn: &'a str,
+    /// The tenant authorizer's id, when the API has one.
+    authorizer_id: Option<&'a str>,
+}
+
+/// CreateAuthorizer: a TOKEN authorizer invoking `function_arn`, returning its id.
+async fn create_authorizer(
+    ctx: &Ctx<'_>,
+    api_id: &str,
+    name: &str,
+    function_arn: &str,
+    identity_source: &str,
+) -> Result<String, DeployError> {
+    use aws_sdk_apigateway::types::AuthorizerType;
+    let resource = format!("authorizer {name} of rest api {api_id}");
+    let out = retry(
+        ctx.opts,
+        || {
+            ctx.count();
+            ctx.clients
+                .apigateway
+                .create_authorizer()
+                .rest_api_id(api_id)
+                .name(name)
+                .r#type(AuthorizerType::Token)
+                .authorizer_uri(rest_api::integration_uri(function_arn))
+                .identity_source(identity_source)
+                .send()
+        },
+        throttled!(),
+    )
+    .await
+    .map_err(|f| failure_error("CreateAuthorizer", &resource, f))?;
+    out.id()
+        .map(str::to_string)
+        .ok_or(DeployError::MissingField {
+            call: "CreateAuthorizer",
+            resource,
+            field: "id",
+        })
+}
+
+async fn delete_authorizer(
+    ctx: &Ctx<'_>,
+    api_id: &str,
+    authorizer_id: &str,
+    resource: &str,
+) -> Result<(), DeployError> {
+    let result = retry(
+        ctx.opts,
+        || {
+            ctx.count();
+            ctx.clients
+                .apigateway
+                .delete_authorizer()
+                .rest_api_id(api_id)
+                .authorizer_id(authorizer_id)
+                .send()
+        },
+        throttled!(),
+    )
+    .await;
+    match result {
+        Ok(_) => Ok(()),
+        // Already gone: deleting converges.
+        Err(Failure::Fatal(e))
+            if e.as_service_error()
+                .is_some_and(|s| s.is_not_found_exception()) =>
+        {
+            Ok(())
+        }
+        Err(f) => Err(failure_error("DeleteAuthorizer", resource, f)),
     }
 }
 

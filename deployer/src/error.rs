@@ -173,9 +173,17 @@ pub enum StackError {
     )]
     HttpApiUnsupported { api: String },
     #[error(
-        "rest api `{api}`: taking the tenant from a Lambda authorizer is not supported yet; take it from a header, query or path parameter"
+        "rest api `{api}`: the tenant authorizer is function `{function}`, which the stack does not declare (declared: {declared:?})"
     )]
-    AuthorizerUnsupported { api: String },
+    AuthorizerUnknownFunction {
+        api: String,
+        function: String,
+        declared: Vec<String>,
+    },
+    #[error(
+        "rest api `{api}`: authorizer function `{function}` is per-tenant, but API Gateway invokes an authorizer without a tenant id; make it a shared function"
+    )]
+    AuthorizerPerTenant { api: String, function: String },
 }
 
 /// Every problem found in a stack. Its `Display` lists each one on its own line.

@@ -17,8 +17,8 @@ use crate::names::{
     self, DATA_ATTRIBUTE, PARTITION_KEY, SORT_KEY, TAG_APP, TAG_LOGICAL, TAG_STAGE,
 };
 use crate::rest_api::{
-    ActualIntegration, ActualMethod, ActualResource, ActualRestApi, ROUTES_VARIABLE, invoke_url,
-    policy_permits, source_arn,
+    ActualAuthorizer, ActualIntegration, ActualMethod, ActualResource, ActualRestApi,
+    ROUTES_VARIABLE, authorizer_source_arn, invoke_url, policy_permits, source_arn,
 };
 use crate::seed::{ActualPartition, seeded_tenants};
 use crate::stack::{Architecture, LogFormat, Tenancy};
@@ -685,6 +685,7 @@ async fn observe_rest_apis(
             continue;
         }
         let resources = read_resources(clients, &id, &resource).await?;
+        let authorizers = read_authorizers(clients, &id, &resource).await?;
         let (stage_deployed, deployed_routes) = match clients
             .apigateway
             .get_stage()
@@ -716,6 +717,8 @@ async fn observe_rest_apis(
             stage_deployed,
             deployed_routes,
             permitted: Default::default(),
+            authorizers,
+            authorizer_permitted: Default::default(),
         });
     }
     if apis.is_empty() {
@@ -749,10 +752,58 @@ async fn observe_rest_apis(
             if policy_permits(&policy, &source_arn(region, account, &api.id)) {
                 api.permitted.insert(f.name.clone());
             }
+            if policy_permits(&policy, &authorizer_source_arn(region, account, &api.id)) {
+                api.authorizer_permitted.insert(f.name.clone());
+            }
         }
     }
     apis.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
     Ok(apis)
+}
+
+/// Every authorizer of an API, so the plan can tell whether the tenant authorizer is deployed
+/// as wanted.
+async fn read_authorizers(
+    clients: &Clients,
+    api_id: &str,
+    resource: &str,
+) -> Result<Vec<ActualAuthorizer>, DeployError> {
+    let mut authorizers = Vec::new();
+    let mut position: Option<String> = None;
+    loop {
+        let page = clients
+            .apigateway
+            .get_authorizers()
+            .rest_api_id(api_id)
+            .limit(500)
+            .set_position(position.clone())
+            .send()
+            .await
+            .map_err(|e| call_error("GetAuthorizers", resource, e))?;
+        for x in page.items() {
+            let Some(id) = x.id() else {
+                continue;
+            };
+            authorizers.push(ActualAuthorizer {
+                id: id.to_string(),
+                name: x.name().unwrap_or_default().to_string(),
+                kind: x
+                    .r#type()
+                    .map(|t| t.as_str().to_string())
+                    .unwrap_or_default(),
+                authorizer_uri: x.authorizer_uri().unwrap_or_default().to_string(),
+                identity_source: x.identity_source().unwrap_or_default().to_string(),
+            });
+        }
+        match page.position() {
+            Some(p) if !p.is_empty() && position.as_deref() != Some(p) => {
+                position = Some(p.to_string());
+            }
+            _ => break,
+        }
+    }
+    authorizers.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    Ok(authorizers)
 }
 
 /// Every resource of an API with its methods and their integrations, embedded in GetResources
@@ -800,6 +851,11 @@ async fn read_resources(
                                         .unwrap_or_default(),
                                 });
                             let method = ActualMethod {
+                                authorization_type: method
+                                    .authorization_type()
+                                    .unwrap_or_default()
+                                    .to_string(),
+                                authorizer_id: method.authorizer_id().map(str::to_string),
                                 request_parameters: method
                                     .request_parameters()
                                     .map(|p| p.iter().map(|(k, v)| (k.clone(), *v)).collect())

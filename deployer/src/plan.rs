@@ -81,6 +81,8 @@ pub enum ResourceKind {
     Permission,
     /// A deployment of a REST API to its stage, which publishes its routes.
     Deployment,
+    /// A REST API's TOKEN Lambda authorizer, which the tenant comes from.
+    Authorizer,
 }
 
 /// The policy changes a role needs; apply reads the documents from the desired state.

@@ -32,6 +32,12 @@ pub const APIGATEWAY_PRINCIPAL: &str = "apigateway.amazonaws.com";
 /// The stage variable every deployment records the digest of its routes in, so a deploy
 /// interrupted between changing routes and deploying them is finished by the next one.
 pub const ROUTES_VARIABLE: &str = "deployerRoutes";
+/// Where a TOKEN authorizer reads the caller's token from.
+pub const AUTHORIZER_IDENTITY_SOURCE: &str = "method.request.header.Authorization";
+/// The only authorizer type the deployer creates: the token is handed to the function as is.
+pub const TOKEN: &str = "TOKEN";
+/// The authorization type of a method guarded by a Lambda authorizer.
+pub const CUSTOM: &str = "CUSTOM";
 
 /// Where a request's tenant comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -42,7 +48,9 @@ pub enum TenantSource {
     Query(&'static str),
     /// A path parameter, which every route of the API must have (`/states/{state}/...`).
     Path(&'static str),
-    /// A TOKEN Lambda authorizer's context value. Not supported yet: validation refuses it.
+    /// A value of the `context` a TOKEN Lambda authorizer returns. The authorizer is a function
+    /// of the stack; it runs without a tenant (it is what finds the tenant), so it must not be
+    /// per-tenant.
     Authorizer {
         function: &'static str,
         context_key: &'static str,
@@ -212,9 +220,33 @@ pub(crate) fn validate_rest_apis(app: &App, errors: &mut Vec<StackError>) {
             });
         }
         match &api.tenant {
-            TenantSource::Authorizer { .. } => errors.push(StackError::AuthorizerUnsupported {
-                api: logical.clone(),
-            }),
+            TenantSource::Authorizer {
+                function,
+                context_key,
+            } => {
+                match app.find_function(function) {
+                    None => errors.push(StackError::AuthorizerUnknownFunction {
+                        api: logical.clone(),
+                        function: function.to_string(),
+                        declared: app.functions.iter().map(|f| f.logical.clone()).collect(),
+                    }),
+                    // API Gateway invokes the authorizer without X-Amz-Tenant-Id, which a
+                    // per-tenant function refuses.
+                    Some(f) if f.tenancy == Tenancy::PerTenant => {
+                        errors.push(StackError::AuthorizerPerTenant {
+                            api: logical.clone(),
+                            function: function.to_string(),
+                        });
+                    }
+                    Some(_) => {}
+                }
+                if !is_valid_parameter_name(context_key) {
+                    errors.push(StackError::InvalidTenantParameter {
+                        api: logical.clone(),
+                        name: context_key.to_string(),
+                    });
+                }
+            }
             TenantSource::Header(n) | TenantSource::Query(n) | TenantSource::Path(n)
                 if !is_valid_parameter_name(n) =>
             {
@@ -299,6 +331,18 @@ pub struct DesiredRestApi {
     pub stage: String,
     pub tags: BTreeMap<String, String>,
     pub routes: Vec<DesiredRoute>,
+    /// The TOKEN authorizer the tenant comes from, when the API takes it from one.
+    pub authorizer: Option<DesiredAuthorizer>,
+}
+
+/// A TOKEN Lambda authorizer as it should be deployed. Like a route, it names its function
+/// logically; apply resolves the invocation URI once the function exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DesiredAuthorizer {
+    /// `{api physical name}-tenant`.
+    pub name: String,
+    pub function: String,
+    pub identity_source: String,
 }
 
 impl DesiredRestApi {
@@ -321,6 +365,8 @@ pub struct DesiredRoute {
     /// PutIntegration's request parameters:
     /// `integration.request.header.X-Amz-Tenant-Id` -> `method.request.header.x-tenant-id`.
     pub integration_parameters: BTreeMap<String, String>,
+    /// Whether the method is guarded by the API's authorizer (authorization type CUSTOM).
+    pub authorized: bool,
 }
 
 /// The tags of every API of a stage.
@@ -340,6 +386,17 @@ pub fn desired_rest_apis(app: &App, stage: &str) -> Vec<DesiredRestApi> {
         .map(|api| DesiredRestApi {
             logical: api.logical.clone(),
             name: names::rest_api_name(&app.name, stage, &api.logical),
+            authorizer: match &api.tenant {
+                TenantSource::Authorizer { function, .. } => Some(DesiredAuthorizer {
+                    name: format!(
+                        "{}-tenant",
+                        names::rest_api_name(&app.name, stage, &api.logical)
+                    ),
+                    function: function.to_string(),
+                    identity_source: AUTHORIZER_IDENTITY_SOURCE.to_string(),
+                }),
+                _ => None,
+            },
             stage: stage.to_string(),
             tags: rest_api_tags(&app.name, stage, &api.logical),
             routes: api
@@ -366,6 +423,9 @@ pub fn desired_rest_apis(app: &App, stage: &str) -> Vec<DesiredRestApi> {
                         function: r.function.clone(),
                         method_parameters,
                         integration_parameters,
+                        // Every route goes through the authorizer, shared functions' too: the
+                        // API authenticates its callers whatever the function behind it.
+                        authorized: matches!(api.tenant, TenantSource::Authorizer { .. }),
                     }
                 })
                 .collect(),
@@ -392,6 +452,22 @@ pub struct ActualRestApi {
     /// The physical names of the stage's functions whose resource policy lets this API invoke
     /// them.
     pub permitted: BTreeSet<String>,
+    /// The API's authorizers, as GetAuthorizers reports them.
+    pub authorizers: Vec<ActualAuthorizer>,
+    /// The physical names of the stage's functions whose resource policy lets this API's
+    /// authorizers invoke them ([`authorizer_source_arn`]).
+    pub authorizer_permitted: BTreeSet<String>,
+}
+
+/// A deployed authorizer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ActualAuthorizer {
+    pub id: String,
+    pub name: String,
+    /// `TOKEN`, `REQUEST` or `COGNITO_USER_POOLS`.
+    pub kind: String,
+    pub authorizer_uri: String,
+    pub identity_source: String,
 }
 
 impl ActualRestApi {
@@ -413,6 +489,9 @@ pub struct ActualResource {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ActualMethod {
     pub request_parameters: BTreeMap<String, bool>,
+    /// `NONE`, `CUSTOM`, ...; empty when API Gateway does not say.
+    pub authorization_type: String,
+    pub authorizer_id: Option<String>,
     pub integration: Option<ActualIntegration>,
 }
 
@@ -442,6 +521,18 @@ pub fn routes_digest(d: &DesiredRestApi, functions: &BTreeMap<String, String>) -
             ])
         })
         .collect();
+    let mut routes = routes;
+    // Only APIs with an authorizer add it (and which routes it guards), so the digests of APIs
+    // without one stay what earlier deploys recorded and do not trigger a redeployment.
+    if let Some(a) = &d.authorizer {
+        routes.push(serde_json::json!([
+            "authorizer",
+            a.name,
+            functions.get(&a.function).unwrap_or(&a.function),
+            a.identity_source,
+            d.routes.iter().map(|r| r.authorized).collect::<Vec<_>>(),
+        ]));
+    }
     let digest = Sha256::digest(serde_json::Value::Array(routes).to_string().as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -472,6 +563,18 @@ pub fn arn_field(arn: &str, index: usize) -> &str {
 /// function's policy, while no other API can invoke the function.
 pub fn source_arn(region: &str, account: &str, api_id: &str) -> String {
     format!("arn:aws:execute-api:{region}:{account}:{api_id}/*/*/*")
+}
+
+/// The execute-api ARN an authorizer function's permission is scoped to: every authorizer of
+/// this one API (their ids change when they are replaced).
+pub fn authorizer_source_arn(region: &str, account: &str, api_id: &str) -> String {
+    format!("arn:aws:execute-api:{region}:{account}:{api_id}/authorizers/*")
+}
+
+/// The statement id of the permission letting API `api_id`'s authorizers invoke a function;
+/// distinct from [`statement_id`], as the same function may also serve routes.
+pub fn authorizer_statement_id(api_id: &str) -> String {
+    format!("deployer-apigateway-{api_id}-authorizer")
 }
 
 /// The statement id of the permission letting API `api_id` invoke a function. It names the API
@@ -544,6 +647,17 @@ pub enum ApiTarget {
     },
     /// AddPermission on a function for this API.
     Permission { function: String },
+    /// The API's authorizer. On a create or update, `function` is the physical function it
+    /// invokes; `id` is the authorizer kept (no-op) or, on an update or delete, the one that goes
+    /// once the routes no longer use it.
+    Authorizer {
+        name: String,
+        function: Option<String>,
+        identity_source: String,
+        id: Option<String>,
+    },
+    /// AddPermission on the authorizer's function for this API's authorizers.
+    AuthorizerPermission { function: String },
     /// CreateDeployment to the stage, which publishes the routes; `routes` is their digest,
     /// recorded in the stage's [`ROUTES_VARIABLE`].
     Deployment { stage: String, routes: String },
@@ -706,7 +820,96 @@ fn plan_api(
     api.0.name = d.name.clone();
     let mut changes = vec![api];
 
+    let physical = |logical: &str| {
+        functions
+            .get(logical)
+            .cloned()
+            .unwrap_or_else(|| logical.to_string())
+    };
     let mut routes_changed = a.is_none();
+    let existing_authorizers = a.map(|a| a.authorizers.as_slice()).unwrap_or_default();
+    // The authorizer the routes keep using: one already deployed exactly as wanted.
+    let mut kept: Option<&ActualAuthorizer> = None;
+    if let Some(want) = &d.authorizer {
+        let function = physical(&want.function);
+        let matches = |x: &&ActualAuthorizer| {
+            x.name == want.name
+                && x.kind == TOKEN
+                && x.identity_source == want.identity_source
+                && function_of_uri(&x.authorizer_uri) == Some(function.as_str())
+        };
+        kept = existing_authorizers.iter().find(matches);
+        let replaced = existing_authorizers
+            .iter()
+            .find(|x| x.name == want.name && kept.is_none());
+        let (action, reason, details) = match (kept, replaced) {
+            (Some(_), _) => (Action::NoOp, "up to date", Vec::new()),
+            (None, Some(old)) => (
+                Action::Update,
+                "authorizer changed (replaced: deleted once the routes use the new one)",
+                vec![format!(
+                    "{} {} invokes {} -> {TOKEN} {} invokes {function}",
+                    old.kind,
+                    old.identity_source,
+                    function_of_uri(&old.authorizer_uri).unwrap_or("none"),
+                    want.identity_source
+                )],
+            ),
+            (None, None) => (
+                Action::Create,
+                "not deployed yet",
+                vec![format!(
+                    "{TOKEN} {} invokes function {function}",
+                    want.identity_source
+                )],
+            ),
+        };
+        if action != Action::NoOp {
+            routes_changed = true;
+        }
+        changes.push(api_change(
+            ResourceKind::Authorizer,
+            format!("authorizer {} on {}", want.name, d.name),
+            step(ApiTarget::Authorizer {
+                name: want.name.clone(),
+                function: Some(function),
+                identity_source: want.identity_source.clone(),
+                id: kept.or(replaced).map(|x| x.id.clone()),
+            }),
+            action,
+            reason,
+            details,
+        ));
+    }
+    // Any other authorizer (a replaced one is handled by its update above, a leftover of an
+    // interrupted replacement or of an earlier tenant source here) goes after the routes move.
+    let replaced_id = match changes.last() {
+        Some((c, s)) if c.action == Action::Update => match &s.target {
+            ApiTarget::Authorizer { id, .. } => id.clone(),
+            _ => None,
+        },
+        _ => None,
+    };
+    for x in existing_authorizers {
+        if kept.is_some_and(|k| k.id == x.id) || replaced_id.as_deref() == Some(x.id.as_str()) {
+            continue;
+        }
+        routes_changed = true;
+        changes.push(api_change(
+            ResourceKind::Authorizer,
+            format!("authorizer {} ({}) on {}", x.name, x.id, d.name),
+            step(ApiTarget::Authorizer {
+                name: x.name.clone(),
+                function: None,
+                identity_source: x.identity_source.clone(),
+                id: Some(x.id.clone()),
+            }),
+            Action::Delete,
+            "no longer in the stack",
+            Vec::new(),
+        ));
+    }
+    let kept_id = kept.map(|k| k.id.as_str());
     for r in &d.routes {
         let function = functions
             .get(&r.function)
@@ -739,12 +942,24 @@ fn plan_api(
             continue;
         };
         let mut details = Vec::new();
-        let put_method = existing.request_parameters != r.method_parameters;
+        let mut put_method = existing.request_parameters != r.method_parameters;
         if put_method {
             details.push(format!(
                 "method parameters {:?} -> {:?}",
                 existing.request_parameters, r.method_parameters
             ));
+        }
+        // A method points at an authorizer by id, so a new or replaced authorizer means putting
+        // the method again; NONE and an unreported type both mean "not authorized".
+        let custom = existing.authorization_type == CUSTOM;
+        if custom != r.authorized || (r.authorized && existing.authorizer_id.as_deref() != kept_id)
+        {
+            put_method = true;
+            details.push(if r.authorized {
+                "authorized by the tenant authorizer".to_string()
+            } else {
+                "no longer authorized by an authorizer".to_string()
+            });
         }
         let empty = ActualIntegration::default();
         let integration = existing.integration.as_ref().unwrap_or(&empty);
@@ -846,6 +1061,24 @@ fn plan_api(
             "the function does not allow this API yet",
             Vec::new(),
         ));
+    }
+    if let Some(want) = &d.authorizer {
+        let function = physical(&want.function);
+        if !a.is_some_and(|a| a.authorizer_permitted.contains(&function)) {
+            changes.push(api_change(
+                ResourceKind::Permission,
+                format!(
+                    "permission for the authorizers of {} to invoke {function}",
+                    d.name
+                ),
+                step(ApiTarget::AuthorizerPermission {
+                    function: function.clone(),
+                }),
+                Action::Create,
+                "the function does not allow this API's authorizers yet",
+                Vec::new(),
+            ));
+        }
     }
 
     let digest = routes_digest(d, functions);

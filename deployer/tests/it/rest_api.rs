@@ -6,12 +6,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_apigateway::Client as Apigw;
+use aws_sdk_apigateway::operation::create_authorizer::CreateAuthorizerOutput;
 use aws_sdk_apigateway::operation::create_deployment::CreateDeploymentOutput;
 use aws_sdk_apigateway::operation::create_resource::CreateResourceOutput;
 use aws_sdk_apigateway::operation::create_rest_api::CreateRestApiOutput;
+use aws_sdk_apigateway::operation::delete_authorizer::DeleteAuthorizerOutput;
 use aws_sdk_apigateway::operation::delete_method::DeleteMethodOutput;
 use aws_sdk_apigateway::operation::delete_resource::DeleteResourceOutput;
 use aws_sdk_apigateway::operation::delete_rest_api::DeleteRestApiError;
+use aws_sdk_apigateway::operation::get_authorizers::GetAuthorizersOutput;
 use aws_sdk_apigateway::operation::get_resources::GetResourcesOutput;
 use aws_sdk_apigateway::operation::get_rest_apis::GetRestApisOutput;
 use aws_sdk_apigateway::operation::get_stage::GetStageOutput;
@@ -33,8 +36,8 @@ use aws_sdk_lambda::operation::list_functions::ListFunctionsOutput;
 use aws_sdk_lambda::types::{FunctionConfiguration, LastUpdateStatus, State};
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use deployer::rest_api::{
-    ActualIntegration, ActualMethod, ActualResource, ActualRestApi, integration_uri, routes_digest,
-    source_arn,
+    ActualAuthorizer, ActualIntegration, ActualMethod, ActualResource, ActualRestApi,
+    authorizer_source_arn, integration_uri, routes_digest, source_arn,
 };
 use deployer::{
     Action, Actual, App, ApplyReport, Clients, Desired, Function, Plan, RestApi, StackError, Stage,
@@ -47,6 +50,9 @@ use super::support::{
 };
 
 const API_ID: &str = "a1b2c3";
+/// The id CreateAuthorizer answers, and the one a deployed authorizer has.
+const AUTHORIZER_ID: &str = "auth01";
+const AUTHORIZER: &str = "represent-dev-authorizer";
 const ROOT: &str = "root0";
 const API: &str = "represent-dev-api";
 const REPS: &str = "represent-dev-representatives";
@@ -125,6 +131,8 @@ fn deployed_api(d: &Desired) -> ActualRestApi {
                 r.method.clone(),
                 ActualMethod {
                     request_parameters: r.method_parameters.clone(),
+                    authorization_type: if r.authorized { "CUSTOM" } else { "NONE" }.to_string(),
+                    authorizer_id: r.authorized.then(|| AUTHORIZER_ID.to_string()),
                     integration: Some(ActualIntegration {
                         kind: "AWS_PROXY".to_string(),
                         http_method: "POST".to_string(),
@@ -143,6 +151,30 @@ fn deployed_api(d: &Desired) -> ActualRestApi {
         stage_deployed: true,
         deployed_routes: Some(digest(d)),
         permitted: d.functions.iter().map(|f| f.name.clone()).collect(),
+        authorizers: want
+            .authorizer
+            .iter()
+            .map(|a| ActualAuthorizer {
+                id: AUTHORIZER_ID.to_string(),
+                name: a.name.clone(),
+                kind: "TOKEN".to_string(),
+                authorizer_uri: integration_uri(&arn(&d
+                    .find_function(&a.function)
+                    .expect("authorizer")
+                    .name)),
+                identity_source: a.identity_source.clone(),
+            })
+            .collect(),
+        authorizer_permitted: want
+            .authorizer
+            .iter()
+            .map(|a| {
+                d.find_function(&a.function)
+                    .expect("authorizer")
+                    .name
+                    .clone()
+            })
+            .collect(),
     }
 }
 
@@ -226,8 +258,12 @@ fn apigateway_rules(calls: &Calls) -> Vec<Rule> {
     });
     let c = calls.clone();
     let put_method = mock!(Apigw::put_method).then_compute_output(move |i| {
+        let authorizer = i
+            .authorizer_id()
+            .map(|a| format!(" authorizer={a}"))
+            .unwrap_or_default();
         c.push(format!(
-            "PutMethod {} {} auth={} {}",
+            "PutMethod {} {} auth={}{authorizer} {}",
             i.resource_id().unwrap_or_default(),
             i.http_method().unwrap_or_default(),
             i.authorization_type().unwrap_or_default(),
@@ -275,8 +311,30 @@ fn apigateway_rules(calls: &Calls) -> Vec<Rule> {
         ));
         CreateDeploymentOutput::builder().id("dep1").build()
     });
+    let c = calls.clone();
+    let create_authorizer = mock!(Apigw::create_authorizer).then_compute_output(move |i| {
+        c.push(format!(
+            "CreateAuthorizer {} {} {} {} {}",
+            i.rest_api_id().unwrap_or_default(),
+            i.name().unwrap_or_default(),
+            i.r#type().map(|t| t.as_str()).unwrap_or_default(),
+            i.authorizer_uri().unwrap_or_default(),
+            i.identity_source().unwrap_or_default()
+        ));
+        CreateAuthorizerOutput::builder().id(AUTHORIZER_ID).build()
+    });
+    let c = calls.clone();
+    let delete_authorizer = mock!(Apigw::delete_authorizer).then_compute_output(move |i| {
+        c.push(format!(
+            "DeleteAuthorizer {}",
+            i.authorizer_id().unwrap_or_default()
+        ));
+        DeleteAuthorizerOutput::builder().build()
+    });
     vec![
         create_api,
+        create_authorizer,
+        delete_authorizer,
         create_resource,
         put_method,
         put_integration,
@@ -664,6 +722,8 @@ fn sdk_resources(a: &ActualRestApi) -> GetResourcesOutput {
             }
             let mut method = Method::builder()
                 .http_method(verb)
+                .authorization_type(&m.authorization_type)
+                .set_authorizer_id(m.authorizer_id.clone())
                 .method_integration(integration.build());
             for (k, v) in &m.request_parameters {
                 method = method.request_parameters(k, *v);
@@ -766,13 +826,16 @@ async fn observe_reads_the_api_its_routes_and_permissions_so_a_redeploy_is_a_no_
                 .variables("deployerRoutes", &routes)
                 .build()
         });
+    let authorizers = mock!(Apigw::get_authorizers)
+        .match_requests(|i| i.rest_api_id() == Some(API_ID))
+        .then_output(|| GetAuthorizersOutput::builder().build());
     let tables = no_tables();
     let clients = Clients {
         iam: mock_client!(aws_sdk_iam, RuleMode::MatchAny, &[&no_role]),
         ..clients_api(
             &[&list, &get, &policy],
             &[&tables],
-            &[&apis, &tags, &resources, &stage],
+            &[&apis, &tags, &resources, &stage, &authorizers],
             RuleMode::MatchAny,
         )
     };
@@ -908,21 +971,163 @@ fn every_api_problem_is_reported_at_once() {
     assert_eq!(errors.len(), 6, "{messages:#?}");
 }
 
+/// The Represent API taking the tenant from a TOKEN authorizer, `authorizer`, a shared function.
+fn authorizer_app() -> App {
+    base_app(Function::new("counties"))
+        .function(Function::new("authorizer"))
+        .rest_api(api(TenantSource::Authorizer {
+            function: "authorizer",
+            context_key: "tenantId",
+        }))
+}
+
+const AUTHORIZER_MAPPING: &str =
+    r#"{"integration.request.header.X-Amz-Tenant-Id": "context.authorizer.tenantId"}"#;
+
+#[tokio::test]
+async fn fresh_api_with_an_authorizer_guards_every_route_and_maps_its_context() {
+    let d = desired_of(&authorizer_app());
+    let (p, report, calls) = deploy(&d, &up_to_date(&d)).await;
+    assert!(
+        p.to_string().contains(
+            "  + create  authorizer represent-dev-api-tenant on represent-dev-api  (not deployed yet)"
+        ),
+        "{p}"
+    );
+    let tags =
+        r#"{"deployer:app": "represent", "deployer:logical-id": "api", "deployer:stage": "dev"}"#;
+    let custom = format!("auth=CUSTOM authorizer={AUTHORIZER_ID} {{}}");
+    assert_eq!(
+        calls,
+        vec![
+            format!("CreateRestApi {API} {tags}"),
+            format!(
+                "CreateAuthorizer {API_ID} {API}-tenant TOKEN {} method.request.header.Authorization",
+                integration_uri(&arn(AUTHORIZER))
+            ),
+            format!("CreateResource {ROOT} representatives"),
+            format!("PutMethod res-representatives GET {custom}"),
+            put_integration("res-representatives", REPS, AUTHORIZER_MAPPING),
+            format!("CreateResource {ROOT} counties"),
+            format!("PutMethod res-counties GET {custom}"),
+            put_integration("res-counties", COUNTIES, "{}"),
+            "CreateResource res-counties {fips}".to_string(),
+            format!("PutMethod res-counties-{{fips}} GET {custom}"),
+            put_integration("res-counties-{fips}", COUNTIES, "{}"),
+            permission(COUNTIES),
+            permission(REPS),
+            format!(
+                "AddPermission {AUTHORIZER} deployer-apigateway-{API_ID}-authorizer lambda:InvokeFunction apigateway.amazonaws.com {}",
+                authorizer_source_arn("us-east-1", ACCOUNT, API_ID)
+            ),
+            deployment(&d),
+        ],
+        "no required tenant parameter: the tenant comes from the authorizer's context"
+    );
+    assert_eq!(
+        authorizer_source_arn("us-east-1", ACCOUNT, API_ID),
+        format!("arn:aws:execute-api:us-east-1:{ACCOUNT}:{API_ID}/authorizers/*")
+    );
+    assert_eq!(report.mutating_calls as usize, calls.len());
+}
+
+#[tokio::test]
+async fn unchanged_api_with_an_authorizer_makes_no_mutating_call() {
+    let d = desired_of(&authorizer_app());
+    let (p, report, calls) = deploy(&d, &with_api(&d)).await;
+    assert!(!p.has_changes(), "{p}");
+    assert_eq!(calls, Vec::<String>::new());
+    assert_eq!(report.mutating_calls, 0);
+}
+
+#[tokio::test]
+async fn changed_authorizer_is_replaced_routes_repointed_and_the_old_one_deleted() {
+    let d = desired_of(&authorizer_app());
+    let mut actual = with_api(&d);
+    // Deployed by hand with another identity source: the deployer replaces it.
+    actual.rest_apis[0].authorizers[0].identity_source = "method.request.header.X-Token".into();
+    actual.rest_apis[0].authorizers[0].id = "old01".into();
+    let (p, _, calls) = deploy(&d, &actual).await;
+    assert!(
+        p.to_string()
+            .contains("  ~ update  authorizer represent-dev-api-tenant on represent-dev-api"),
+        "{p}"
+    );
+    let custom = format!("auth=CUSTOM authorizer={AUTHORIZER_ID} {{}}");
+    assert_eq!(
+        calls,
+        vec![
+            format!(
+                "CreateAuthorizer {API_ID} {API}-tenant TOKEN {} method.request.header.Authorization",
+                integration_uri(&arn(AUTHORIZER))
+            ),
+            "DeleteMethod res-representatives GET".to_string(),
+            format!("PutMethod res-representatives GET {custom}"),
+            put_integration("res-representatives", REPS, AUTHORIZER_MAPPING),
+            "DeleteMethod res-counties GET".to_string(),
+            format!("PutMethod res-counties GET {custom}"),
+            put_integration("res-counties", COUNTIES, "{}"),
+            "DeleteMethod res-counties-{fips} GET".to_string(),
+            format!("PutMethod res-counties-{{fips}} GET {custom}"),
+            put_integration("res-counties-{fips}", COUNTIES, "{}"),
+            "DeleteAuthorizer old01".to_string(),
+            deployment(&d),
+        ],
+        "the new authorizer exists before the methods move to it; the old one goes after"
+    );
+}
+
 #[test]
-fn authorizer_tenants_are_refused_until_supported() {
-    let app = app_with(
+fn authorizer_must_be_a_declared_shared_function() {
+    let missing = base_app(Function::new("counties")).rest_api(
         RestApi::new("api")
             .tenant_from(TenantSource::Authorizer {
-                function: "counties",
+                function: "authorizer",
                 context_key: "tenantId",
             })
             .route("GET", "/representatives", "representatives"),
     );
+    let errors = problems(&missing);
     assert_eq!(
-        problems(&app),
-        vec![StackError::AuthorizerUnsupported {
-            api: "api".to_string()
+        errors,
+        vec![StackError::AuthorizerUnknownFunction {
+            api: "api".to_string(),
+            function: "authorizer".to_string(),
+            declared: vec!["representatives".to_string(), "counties".to_string()],
         }]
+    );
+    assert!(
+        errors[0].to_string().contains(
+            "the tenant authorizer is function `authorizer`, which the stack does not declare"
+        ),
+        "{}",
+        errors[0]
+    );
+
+    let per_tenant = base_app(Function::new("counties"))
+        .function(Function::new("authorizer").per_tenant())
+        .rest_api(
+            RestApi::new("api")
+                .tenant_from(TenantSource::Authorizer {
+                    function: "authorizer",
+                    context_key: "tenantId",
+                })
+                .route("GET", "/representatives", "representatives"),
+        );
+    let errors = problems(&per_tenant);
+    assert_eq!(
+        errors,
+        vec![StackError::AuthorizerPerTenant {
+            api: "api".to_string(),
+            function: "authorizer".to_string(),
+        }]
+    );
+    assert!(
+        errors[0]
+            .to_string()
+            .contains("invokes an authorizer without a tenant id"),
+        "{}",
+        errors[0]
     );
 }
 
