@@ -68,6 +68,7 @@ fn logs_checks_tenant_function_and_window_before_any_call() {
 /// line is Texas's, and `stats` counts both tenants and writes its HTML page.
 #[test]
 fn logs_show_only_the_tenant_and_stats_count_every_tenant() {
+    let _one_at_a_time = crate::deploying();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let state = tempfile::tempdir().expect("temp dir");
     let config = || {

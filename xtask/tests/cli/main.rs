@@ -4,6 +4,15 @@
 
 use std::process::{Command, Output, Stdio};
 
+/// Tests that deploy run one at a time: each deploy runs cargo-lambda, and two builds of the
+/// same functions at once replace each other's `bootstrap` while the other deploy packages it.
+pub fn deploying() -> std::sync::MutexGuard<'static, ()> {
+    static DEPLOYS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    DEPLOYS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A loopback port nothing listens on: any AWS call would fail with a connection error.
 const CLOSED: &str = "http://127.0.0.1:9";
 
@@ -175,6 +184,7 @@ fn an_aws_stage_without_credentials_says_how_to_provide_them() {
 /// removes the stage.
 #[test]
 fn deploy_invoke_redeploy_and_destroy_through_the_cli() {
+    let _one_at_a_time = deploying();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let state = tempfile::tempdir().expect("temp dir");
     let emulator = runtime.block_on(async {
