@@ -45,7 +45,13 @@ pub fn build(req: &BuildRequest) -> Result<BTreeMap<String, PathBuf>, BuildError
         .join(" ");
     eprintln!("$ {command}");
 
-    let status = Command::new(program)
+    let mut cargo_lambda = Command::new(program);
+    for (key, _) in std::env::vars_os() {
+        if is_package_env(&key.to_string_lossy()) {
+            cargo_lambda.env_remove(key);
+        }
+    }
+    let status = cargo_lambda
         .args(&args)
         .current_dir(req.workspace_root)
         .envs(req.envs.iter().map(|(k, v)| (k, v)))
@@ -80,6 +86,24 @@ pub fn build(req: &BuildRequest) -> Result<BTreeMap<String, PathBuf>, BuildError
         });
     }
     Ok(out)
+}
+
+/// Variables cargo sets for the package it runs (a test, a `cargo run`): passed on to the
+/// nested build they reach build scripts that watch them (ring watches `CARGO_MANIFEST_DIR`),
+/// so the functions would be rebuilt, and could differ, depending on who asked for the build.
+fn is_package_env(key: &str) -> bool {
+    key.starts_with("CARGO_PKG_")
+        || key.starts_with("CARGO_BIN_")
+        || matches!(
+            key,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_MANIFEST_LINKS"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "OUT_DIR"
+        )
 }
 
 /// The target directory cargo used: `CARGO_TARGET_DIR` (from the request or this process) or
