@@ -153,6 +153,25 @@ fn failure_error<E: std::error::Error + 'static, R: std::fmt::Debug>(
     }
 }
 
+/// The result of a delete, which converges: what `gone` recognises as "not found" means an
+/// earlier, interrupted run already deleted it.
+fn delete_converged<T, E, R>(
+    call: &'static str,
+    resource: &str,
+    result: Result<T, Failure<SdkError<E, R>>>,
+    gone: impl Fn(&E) -> bool,
+) -> Result<(), DeployError>
+where
+    E: std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(Failure::Fatal(e)) if e.as_service_error().is_some_and(gone) => Ok(()),
+        Err(f) => Err(failure_error(call, resource, f)),
+    }
+}
+
 /// 409s (another update in progress, or the function still pending) and throttling clear up
 /// by themselves; everything else is a real failure.
 macro_rules! transient {
@@ -1755,16 +1774,12 @@ async fn delete_method(
         throttled!(),
     )
     .await;
-    match result {
-        Ok(_) => Ok(()),
-        Err(Failure::Fatal(e))
-            if e.as_service_error()
-                .is_some_and(|s| s.is_not_found_exception()) =>
-        {
-            Ok(())
-        }
-        Err(f) => Err(failure_error("DeleteMethod", resource, f)),
-    }
+    delete_converged(
+        "DeleteMethod",
+        resource,
+        result,
+        aws_sdk_apigateway::operation::delete_method::DeleteMethodError::is_not_found_exception,
+    )
 }
 
 /// Removes a route: its method, or the topmost resource no route needs any more (once per
@@ -1804,16 +1819,12 @@ async fn delete_route(
             throttled!(),
         )
         .await;
-        return match result {
-            Ok(_) => Ok(()),
-            Err(Failure::Fatal(e))
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_not_found_exception()) =>
-            {
-                Ok(())
-            }
-            Err(f) => Err(failure_error("DeleteResource", &resource, f)),
-        };
+        return delete_converged(
+"DeleteResource",
+&resource,
+result,
+aws_sdk_apigateway::operation::delete_resource::DeleteResourceError::is_not_found_exception,
+);
     }
     match resource_id {
         Some(resource_id) => delete_method(ctx, api_id, resource_id, method, &resource).await,
@@ -1942,17 +1953,12 @@ async fn delete_authorizer(
         throttled!(),
     )
     .await;
-    match result {
-        Ok(_) => Ok(()),
-        // Already gone: deleting converges.
-        Err(Failure::Fatal(e))
-            if e.as_service_error()
-                .is_some_and(|s| s.is_not_found_exception()) =>
-        {
-            Ok(())
-        }
-        Err(f) => Err(failure_error("DeleteAuthorizer", resource, f)),
-    }
+    delete_converged(
+"DeleteAuthorizer",
+resource,
+result,
+aws_sdk_apigateway::operation::delete_authorizer::DeleteAuthorizerError::is_not_found_exception,
+)
 }
 
 async fn create_deployment(
@@ -1996,17 +2002,12 @@ async fn delete_rest_api(ctx: &Ctx<'_>, resource: &str, api_id: &str) -> Result<
         throttled!(),
     )
     .await;
-    match result {
-        Ok(_) => Ok(()),
-        // Already gone: deleting converges.
-        Err(Failure::Fatal(e))
-            if e.as_service_error()
-                .is_some_and(|s| s.is_not_found_exception()) =>
-        {
-            Ok(())
-        }
-        Err(f) => Err(failure_error("DeleteRestApi", resource, f)),
-    }
+    delete_converged(
+        "DeleteRestApi",
+        resource,
+        result,
+        aws_sdk_apigateway::operation::delete_rest_api::DeleteRestApiError::is_not_found_exception,
+    )
 }
 
 #[cfg(test)]
