@@ -141,6 +141,7 @@ pub async fn handle(app: Arc<AppState>, body: &[u8]) -> Response {
         "TagRole" => tag_role(&app, &params).await,
         "UntagRole" => untag_role(&app, &params).await,
         "ListRoleTags" => list_role_tags(&app, &params).await,
+        "ListRoles" => list_roles(&app, &params).await,
         "AttachRolePolicy" => attach_role_policy(&app, &params).await,
         "DetachRolePolicy" => detach_role_policy(&app, &params).await,
         "ListAttachedRolePolicies" => list_attached_role_policies(&app, &params).await,
@@ -200,9 +201,23 @@ fn check_policy_document(document: &str) -> Result<(), IamError> {
     }
 }
 
-/// `Tags.member.N.Key` / `Tags.member.N.Value` pairs, in N order.
+/// IAM's most tags on a role, and most keys in one UntagRole.
+const MAX_TAGS: usize = 50;
+
+/// `[\p{L}\p{Z}\p{N}_.:/=+\-@]*`: the characters IAM allows in tag keys and values.
+fn is_tag_text(text: &str) -> bool {
+    text.chars()
+        .all(|c| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c))
+}
+
+const TAG_PATTERN: &str =
+    "Member must satisfy regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]+";
+
+/// `Tags.member.N.Key` / `Tags.member.N.Value` pairs, in N order, checked as IAM checks them:
+/// at most 50, keys of 1 to 128 and values of at most 256 allowed characters, and no key twice
+/// (keys are case-insensitive).
 fn tags_param(params: &Params, prefix: &str) -> Result<Vec<(String, String)>, IamError> {
-    let mut tags = Vec::new();
+    let mut tags: Vec<(String, String)> = Vec::new();
     for n in 1.. {
         let Some(key) = params.get(&format!("{prefix}.member.{n}.Key")) else {
             break;
@@ -211,14 +226,101 @@ fn tags_param(params: &Params, prefix: &str) -> Result<Vec<(String, String)>, Ia
             .get(&format!("{prefix}.member.{n}.Value"))
             .cloned()
             .unwrap_or_default();
-        if key.is_empty() || key.chars().count() > 128 || value.chars().count() > 256 {
-            return Err(IamError::validation(format!(
-                "1 validation error detected: Value '{key}' at 'tags.{n}.member.key' failed to satisfy constraint: Member must have length between 1 and 128"
-            )));
+        let constraint = |value: &str, field: &str, constraint: &str| {
+            IamError::validation(format!(
+                "1 validation error detected: Value '{value}' at 'tags.{n}.member.{field}' failed to satisfy constraint: {constraint}"
+            ))
+        };
+        if key.is_empty() {
+            return Err(constraint(
+                key,
+                "key",
+                "Member must have length greater than or equal to 1",
+            ));
+        }
+        if key.chars().count() > 128 {
+            return Err(constraint(
+                key,
+                "key",
+                "Member must have length less than or equal to 128",
+            ));
+        }
+        if !is_tag_text(key) {
+            return Err(constraint(key, "key", TAG_PATTERN));
+        }
+        if value.chars().count() > 256 {
+            return Err(constraint(
+                &value,
+                "value",
+                "Member must have length less than or equal to 256",
+            ));
+        }
+        if !is_tag_text(&value) {
+            return Err(constraint(
+                &value,
+                "value",
+                "Member must satisfy regular expression pattern: [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]*",
+            ));
         }
         tags.push((key.clone(), value));
     }
+    if tags.len() > MAX_TAGS {
+        let rendered: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        return Err(IamError::validation(format!(
+            "1 validation error detected: Value '[{}]' at 'tags' failed to satisfy constraint: Member must have length less than or equal to {MAX_TAGS}",
+            rendered.join(", ")
+        )));
+    }
+    for (i, (key, _)) in tags.iter().enumerate() {
+        if tags[..i].iter().any(|(k, _)| k.eq_ignore_ascii_case(key)) {
+            return Err(IamError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidInput",
+                "Duplicate tag keys found. Please note that Tag keys are case insensitive.",
+            ));
+        }
+    }
     Ok(tags)
+}
+
+/// IAM's `MaxItems` (1 to 1000, 100 by default) and `Marker` (here, the offset of the next
+/// item) of a listing.
+fn paging(params: &Params) -> Result<(usize, usize), IamError> {
+    let max_items = match params.get("MaxItems") {
+        None => 100,
+        Some(raw) => match raw.parse::<i64>() {
+            Ok(n) if (1..=1000).contains(&n) => n as usize,
+            Ok(n) if n < 1 => {
+                return Err(IamError::validation(format!(
+                    "1 validation error detected: Value '{raw}' at 'maxItems' failed to satisfy constraint: Member must have value greater than or equal to 1"
+                )));
+            }
+            _ => {
+                return Err(IamError::validation(format!(
+                    "1 validation error detected: Value '{raw}' at 'maxItems' failed to satisfy constraint: Member must have value less than or equal to 1000"
+                )));
+            }
+        },
+    };
+    let start = match params.get("Marker") {
+        None => 0,
+        Some(marker) => marker
+            .parse::<usize>()
+            .map_err(|_| IamError::validation("Invalid Marker."))?,
+    };
+    Ok((max_items, start))
+}
+
+/// One page of `items` and its `IsTruncated`/`Marker` trailer.
+fn page<T>(items: &[T], (max_items, start): (usize, usize)) -> (&[T], String) {
+    let start = start.min(items.len());
+    let end = (start + max_items).min(items.len());
+    let trailer = if end < items.len() {
+        format!("<IsTruncated>true</IsTruncated><Marker>{end}</Marker>")
+    } else {
+        "<IsTruncated>false</IsTruncated>".to_string()
+    };
+    (&items[start..end], trailer)
 }
 
 fn tags_xml(tags: &[(String, String)]) -> String {
@@ -399,7 +501,7 @@ async fn tag_role(app: &AppState, params: &Params) -> Result<Response, IamError>
             None => role.tags.push((key, value)),
         }
     }
-    if role.tags.len() > 50 {
+    if role.tags.len() > MAX_TAGS {
         return Err(IamError::new(
             StatusCode::BAD_REQUEST,
             "LimitExceeded",
@@ -421,6 +523,12 @@ async fn untag_role(app: &AppState, params: &Params) -> Result<Response, IamErro
             None => break,
         }
     }
+    if keys.len() > MAX_TAGS {
+        return Err(IamError::validation(format!(
+            "1 validation error detected: Value '[{}]' at 'tagKeys' failed to satisfy constraint: Member must have length less than or equal to {MAX_TAGS}",
+            keys.join(", ")
+        )));
+    }
     let mut role = existing_role(app, name).await?;
     role.tags
         .retain(|(k, _)| !keys.iter().any(|key| key.eq_ignore_ascii_case(k)));
@@ -431,14 +539,49 @@ async fn untag_role(app: &AppState, params: &Params) -> Result<Response, IamErro
 }
 
 async fn list_role_tags(app: &AppState, params: &Params) -> Result<Response, IamError> {
+    let paging = paging(params)?;
     let role = existing_role(app, role_name(params)?).await?;
-    Ok(ok(
-        "ListRoleTags",
-        Some(format!(
-            "{}<IsTruncated>false</IsTruncated>",
-            tags_xml(&role.tags)
-        )),
-    ))
+    let (tags, trailer) = page(&role.tags, paging);
+    let mut xml = tags_xml(tags);
+    xml.push_str(&trailer);
+    Ok(ok("ListRoleTags", Some(xml)))
+}
+
+/// ListRoles, in name order, filtered by `PathPrefix`. As IAM's, the listing leaves out the
+/// roles' tags.
+async fn list_roles(app: &AppState, params: &Params) -> Result<Response, IamError> {
+    let paging = paging(params)?;
+    let prefix = params
+        .get("PathPrefix")
+        .cloned()
+        .unwrap_or_else(|| "/".into());
+    if !prefix.starts_with('/') || prefix.len() > 512 {
+        return Err(IamError::validation(format!(
+            "1 validation error detected: Value '{prefix}' at 'pathPrefix' failed to satisfy constraint: Member must satisfy regular expression pattern: \\u002F[\\u0021-\\u007F]*"
+        )));
+    }
+    let roles = app.store.call(|conn| store::list_roles(conn)).await?;
+    let roles: Vec<StoredRole> = roles
+        .into_iter()
+        .filter(|r| r.path.starts_with(&prefix))
+        .map(|mut r| {
+            r.tags.clear();
+            r
+        })
+        .collect();
+    let (roles, trailer) = page(&roles, paging);
+    let mut xml = String::from("<Roles>");
+    for role in roles {
+        let rendered = role_xml(role);
+        let inner = rendered
+            .strip_prefix("<Role>")
+            .and_then(|r| r.strip_suffix("</Role>"))
+            .unwrap_or(&rendered);
+        let _ = write!(xml, "<member>{inner}</member>");
+    }
+    xml.push_str("</Roles>");
+    xml.push_str(&trailer);
+    Ok(ok("ListRoles", Some(xml)))
 }
 
 fn policy_arn(params: &Params) -> Result<&str, IamError> {

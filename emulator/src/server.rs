@@ -48,8 +48,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_emulator/health", get(|| async { "ok" }))
         .fallback(unknown_operation)
         .method_not_allowed_fallback(unknown_operation)
+        .layer(axum::middleware::map_response(request_id))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// Every AWS answer carries an `x-amzn-RequestId`; services that make their own (DynamoDB,
+/// CloudWatch Logs) keep theirs.
+async fn request_id(mut response: Response) -> Response {
+    if !response.headers().contains_key("x-amzn-requestid")
+        && let Ok(id) = header::HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+    {
+        response.headers_mut().insert("x-amzn-RequestId", id);
+    }
+    response
 }
 
 async fn unknown_operation() -> Response {

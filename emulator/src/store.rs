@@ -75,6 +75,10 @@ CREATE TABLE IF NOT EXISTS log_groups (
     created_ms INTEGER NOT NULL,
     retention_days INTEGER
 );
+CREATE TABLE IF NOT EXISTS log_group_keys (
+    name TEXT PRIMARY KEY,
+    kms_key_id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS log_streams (
     log_group TEXT NOT NULL,
     log_stream TEXT NOT NULL,
@@ -95,6 +99,17 @@ CREATE TABLE IF NOT EXISTS dynamodb_items (
     size INTEGER NOT NULL,
     PRIMARY KEY (table_name, pk, sk)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dynamodb_index_entries (
+    table_name TEXT NOT NULL,
+    index_name TEXT NOT NULL,
+    pk TEXT NOT NULL,
+    sk TEXT NOT NULL,
+    item_pk TEXT NOT NULL,
+    item_sk TEXT NOT NULL,
+    PRIMARY KEY (table_name, index_name, pk, sk, item_pk, item_sk)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dynamodb_index_entries_by_item
+    ON dynamodb_index_entries (table_name, item_pk, item_sk);
 CREATE TABLE IF NOT EXISTS apigateway_rest_apis (
     id TEXT PRIMARY KEY,
     document TEXT NOT NULL
@@ -403,6 +418,19 @@ pub fn get_role(conn: &Connection, name: &str) -> Result<Option<StoredRole>, Sto
     Ok(Some(role))
 }
 
+/// Every role, in name order.
+pub fn list_roles(conn: &Connection) -> Result<Vec<StoredRole>, StoreError> {
+    let names: Vec<String> = conn
+        .prepare("SELECT name FROM roles ORDER BY name")?
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut roles = Vec::with_capacity(names.len());
+    for name in names {
+        roles.extend(get_role(conn, &name)?);
+    }
+    Ok(roles)
+}
+
 pub fn insert_role(conn: &Connection, role: &StoredRole) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO roles (name, role_id, path, arn, assume_role_policy, description,
@@ -526,13 +554,12 @@ pub struct StoredTable {
     pub created_ms: i64,
 }
 
-/// One stored item: its sort key as stored (order-preserving text), the item as DynamoDB JSON,
-/// and its size as DynamoDB counts it towards the 1 MB page.
-#[derive(Debug, Clone)]
-pub struct StoredItem {
+/// An item's entry in one secondary index: the index's keys, in stored form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexKey {
+    pub index: String,
+    pub pk: String,
     pub sk: String,
-    pub item: String,
-    pub size: i64,
 }
 
 /// One write of a BatchWriteItem, PutItem or DeleteItem, with keys already in stored form.
@@ -544,6 +571,8 @@ pub enum ItemWrite {
         sk: String,
         item: String,
         size: i64,
+        /// The item's entries in the table's secondary indexes (those whose keys it has).
+        index_keys: Vec<IndexKey>,
     },
     Delete {
         table: String,
@@ -563,20 +592,6 @@ pub enum SortKeyRange {
     Ge(String),
     Between(String, String),
     BeginsWith(String),
-}
-
-/// One page of a Query over a single partition.
-#[derive(Debug, Clone)]
-pub struct PartitionQuery {
-    pub table: String,
-    pub pk: String,
-    pub range: SortKeyRange,
-    pub forward: bool,
-    /// The sort key of the last item of the previous page.
-    pub after: Option<String>,
-    pub limit: Option<usize>,
-    /// The page ends before the item that would take it past this many bytes.
-    pub max_bytes: i64,
 }
 
 pub fn dynamodb_table(conn: &Connection, name: &str) -> Result<Option<StoredTable>, StoreError> {
@@ -650,6 +665,10 @@ pub fn delete_dynamodb_table(conn: &mut Connection, name: &str) -> Result<bool, 
     let tx = conn.transaction()?;
     let n = tx.execute("DELETE FROM dynamodb_tables WHERE name = ?1", [name])?;
     tx.execute("DELETE FROM dynamodb_items WHERE table_name = ?1", [name])?;
+    tx.execute(
+        "DELETE FROM dynamodb_index_entries WHERE table_name = ?1",
+        [name],
+    )?;
     tx.commit()?;
     Ok(n > 0)
 }
@@ -697,6 +716,13 @@ pub fn write_dynamodb_items(
         let mut delete = tx.prepare_cached(
             "DELETE FROM dynamodb_items WHERE table_name = ?1 AND pk = ?2 AND sk = ?3",
         )?;
+        let mut unindex = tx.prepare_cached(
+            "DELETE FROM dynamodb_index_entries WHERE table_name = ?1 AND item_pk = ?2 AND item_sk = ?3",
+        )?;
+        let mut index = tx.prepare_cached(
+            "INSERT OR REPLACE INTO dynamodb_index_entries
+             (table_name, index_name, pk, sk, item_pk, item_sk) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
         for write in writes {
             let (table, pk, sk) = match write {
                 ItemWrite::Put { table, pk, sk, .. } | ItemWrite::Delete { table, pk, sk } => {
@@ -706,9 +732,20 @@ pub fn write_dynamodb_items(
             let old: Option<String> = get
                 .query_row(params![table, pk, sk], |row| row.get(0))
                 .optional()?;
+            if old.is_some() {
+                unindex.execute(params![table, pk, sk])?;
+            }
             match write {
-                ItemWrite::Put { item, size, .. } => {
+                ItemWrite::Put {
+                    item,
+                    size,
+                    index_keys,
+                    ..
+                } => {
                     put.execute(params![table, pk, sk, item, size])?;
+                    for key in index_keys {
+                        index.execute(params![table, key.index, key.pk, key.sk, pk, sk])?;
+                    }
                 }
                 ItemWrite::Delete { .. } => {
                     delete.execute(params![table, pk, sk])?;
@@ -721,77 +758,203 @@ pub fn write_dynamodb_items(
     Ok(old_items)
 }
 
-/// One page of a partition in sort-key order. Also returns whether the page was cut short (by
-/// the limit or the byte budget), which is when DynamoDB hands back a `LastEvaluatedKey`: as
-/// DynamoDB does, a page that reaches its limit says so even when nothing follows.
-pub fn query_dynamodb_partition(
-    conn: &Connection,
-    query: &PartitionQuery,
-) -> Result<(Vec<StoredItem>, bool), StoreError> {
-    // Placeholders are numbered as their values are pushed, so each clause names its own.
-    fn push<'a>(sql: &mut String, args: &mut Vec<&'a str>, clause: &str, value: &'a str) {
-        args.push(value);
-        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+/// Where a page of a Query or Scan starts: after this position, in the order read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// The partition and sort key of the table, or of the index when one is read.
+    pub pk: String,
+    pub sk: String,
+    /// The table's own key, which breaks ties between index entries with equal index keys.
+    pub item_pk: String,
+    pub item_sk: String,
+}
+
+/// One page of a Query (one partition) or a Scan (every partition) of a table or an index.
+#[derive(Debug, Clone)]
+pub struct PageRead {
+    pub table: String,
+    pub index: Option<String>,
+    /// The partition a Query reads; `None` for a Scan.
+    pub pk: Option<String>,
+    pub range: SortKeyRange,
+    pub forward: bool,
+    pub after: Option<Position>,
+    pub limit: Option<usize>,
+    /// The page ends before the item that would take it past this many bytes.
+    pub max_bytes: i64,
+    /// A parallel Scan's `(Segment, TotalSegments)`: partitions are dealt to segments by a
+    /// hash of their key, so that the segments together read every item once.
+    pub segment: Option<(u32, u32)>,
+}
+
+/// One item of a page, with where it sits in the order read.
+#[derive(Debug, Clone)]
+pub struct PageItem {
+    pub position: Position,
+    pub item: String,
+    pub size: i64,
+}
+
+/// The segment of a parallel Scan that a partition belongs to (FNV-1a of its stored key).
+pub fn segment_of(pk: &str, total: u32) -> u32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in pk.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
-    let mut sql =
-        String::from("SELECT sk, item, size FROM dynamodb_items WHERE table_name = ?1 AND pk = ?2");
-    let mut args: Vec<&str> = vec![&query.table, &query.pk];
-    match &query.range {
+    (hash % u64::from(total.max(1))) as u32
+}
+
+/// Reads one page. Also returns whether the page was cut short (by the limit or the byte
+/// budget), which is when DynamoDB hands back a `LastEvaluatedKey`.
+pub fn read_dynamodb_page(
+    conn: &Connection,
+    read: &PageRead,
+) -> Result<(Vec<PageItem>, bool), StoreError> {
+    fn push(sql: &mut String, args: &mut Vec<String>, clause: &str, values: &[&str]) {
+        let mut clause = clause.to_string();
+        for value in values {
+            args.push((*value).to_string());
+            clause = clause.replacen('?', &format!("?{}", args.len()), 1);
+        }
+        sql.push_str(&clause);
+    }
+    let (mut sql, pk, sk, item_pk, item_sk) = match &read.index {
+        None => (
+            String::from(
+                "SELECT pk, sk, pk, sk, item, size FROM dynamodb_items WHERE table_name = ?1",
+            ),
+            "pk",
+            "sk",
+            "pk",
+            "sk",
+        ),
+        Some(_) => (
+            String::from(
+                "SELECT e.pk, e.sk, e.item_pk, e.item_sk, i.item, i.size
+                 FROM dynamodb_index_entries e JOIN dynamodb_items i
+                 ON i.table_name = e.table_name AND i.pk = e.item_pk AND i.sk = e.item_sk
+                 WHERE e.table_name = ?1",
+            ),
+            "e.pk",
+            "e.sk",
+            "e.item_pk",
+            "e.item_sk",
+        ),
+    };
+    let mut args: Vec<String> = vec![read.table.clone()];
+    if let Some(index) = &read.index {
+        push(&mut sql, &mut args, " AND e.index_name = ?", &[index]);
+    }
+    if let Some(partition) = &read.pk {
+        push(&mut sql, &mut args, &format!(" AND {pk} = ?"), &[partition]);
+    }
+    let bound = |op: &str| format!(" AND {sk} {op} ?");
+    match &read.range {
         SortKeyRange::All => {}
-        SortKeyRange::Eq(v) => push(&mut sql, &mut args, " AND sk = ?", v),
-        SortKeyRange::Lt(v) => push(&mut sql, &mut args, " AND sk < ?", v),
-        SortKeyRange::Le(v) => push(&mut sql, &mut args, " AND sk <= ?", v),
-        SortKeyRange::Gt(v) => push(&mut sql, &mut args, " AND sk > ?", v),
-        SortKeyRange::Ge(v) => push(&mut sql, &mut args, " AND sk >= ?", v),
+        SortKeyRange::Eq(v) => push(&mut sql, &mut args, &bound("="), &[v]),
+        SortKeyRange::Lt(v) => push(&mut sql, &mut args, &bound("<"), &[v]),
+        SortKeyRange::Le(v) => push(&mut sql, &mut args, &bound("<="), &[v]),
+        SortKeyRange::Gt(v) => push(&mut sql, &mut args, &bound(">"), &[v]),
+        SortKeyRange::Ge(v) => push(&mut sql, &mut args, &bound(">="), &[v]),
         SortKeyRange::Between(low, high) => {
-            push(&mut sql, &mut args, " AND sk >= ?", low);
-            push(&mut sql, &mut args, " AND sk <= ?", high);
+            push(&mut sql, &mut args, &bound(">="), &[low]);
+            push(&mut sql, &mut args, &bound("<="), &[high]);
         }
         SortKeyRange::BeginsWith(prefix) => {
             // The range condition lets SQLite seek in the primary key; the substring test
             // decides.
-            push(&mut sql, &mut args, " AND sk >= ?", prefix);
+            push(&mut sql, &mut args, &bound(">="), &[prefix]);
             push(
                 &mut sql,
                 &mut args,
-                " AND substr(sk, 1, length(?)) = ?",
-                prefix,
+                &format!(" AND substr({sk}, 1, length(?)) = ?"),
+                &[prefix, prefix],
             );
         }
     }
-    if let Some(after) = &query.after {
-        let clause = if query.forward {
-            " AND sk > ?"
+    let direction = if read.forward { ">" } else { "<" };
+    if let Some(after) = &read.after {
+        if read.index.is_some() {
+            push(
+                &mut sql,
+                &mut args,
+                &format!(" AND ({pk}, {sk}, {item_pk}, {item_sk}) {direction} (?, ?, ?, ?)"),
+                &[&after.pk, &after.sk, &after.item_pk, &after.item_sk],
+            );
         } else {
-            " AND sk < ?"
-        };
-        push(&mut sql, &mut args, clause, after);
+            push(
+                &mut sql,
+                &mut args,
+                &format!(" AND ({pk}, {sk}) {direction} (?, ?)"),
+                &[&after.pk, &after.sk],
+            );
+        }
     }
-    sql.push_str(if query.forward {
-        " ORDER BY sk ASC"
-    } else {
-        " ORDER BY sk DESC"
-    });
+    let order = if read.forward { "ASC" } else { "DESC" };
+    sql.push_str(&format!(
+        " ORDER BY {pk} {order}, {sk} {order}, {item_pk} {order}, {item_sk} {order}"
+    ));
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(args.iter()))?;
     let mut items = Vec::new();
     let mut bytes = 0i64;
     while let Some(row) = rows.next()? {
-        let size: i64 = row.get(2)?;
-        if !items.is_empty() && bytes + size > query.max_bytes {
+        let position = Position {
+            pk: row.get(0)?,
+            sk: row.get(1)?,
+            item_pk: row.get(2)?,
+            item_sk: row.get(3)?,
+        };
+        if let Some((segment, total)) = read.segment
+            && segment_of(&position.pk, total) != segment
+        {
+            continue;
+        }
+        let size: i64 = row.get(5)?;
+        if !items.is_empty() && bytes + size > read.max_bytes {
             return Ok((items, true));
         }
         bytes += size;
-        items.push(StoredItem {
-            sk: row.get(0)?,
-            item: row.get(1)?,
+        items.push(PageItem {
+            position,
+            item: row.get(4)?,
             size,
         });
-        if query.limit.is_some_and(|limit| items.len() >= limit) {
+        if read.limit.is_some_and(|limit| items.len() >= limit) {
             return Ok((items, true));
         }
     }
     Ok((items, false))
+}
+
+/// Deletes the items of `table` whose time-to-live attribute (a number of epoch seconds) is
+/// before `now_secs`, as DynamoDB's TTL does; returns how many went.
+pub fn expire_dynamodb_items(
+    conn: &mut Connection,
+    table: &str,
+    attribute: &str,
+    now_secs: i64,
+) -> Result<usize, StoreError> {
+    // A JSON path label in double quotes takes any attribute name without a double quote.
+    if attribute.contains('"') {
+        return Ok(0);
+    }
+    let path = format!("$.\"{attribute}\".N");
+    let tx = conn.transaction()?;
+    tx.execute(
+        "DELETE FROM dynamodb_index_entries WHERE table_name = ?1 AND (item_pk, item_sk) IN
+         (SELECT pk, sk FROM dynamodb_items
+          WHERE table_name = ?1 AND CAST(json_extract(item, ?2) AS REAL) < ?3)",
+        params![table, path, now_secs],
+    )?;
+    let n = tx.execute(
+        "DELETE FROM dynamodb_items
+         WHERE table_name = ?1 AND CAST(json_extract(item, ?2) AS REAL) < ?3",
+        params![table, path, now_secs],
+    )?;
+    tx.commit()?;
+    Ok(n)
 }
 
 // Log events.
@@ -840,6 +1003,8 @@ pub struct StoredLogGroup {
     pub name: String,
     pub created_ms: i64,
     pub retention_days: Option<i64>,
+    /// The KMS key the group was created with.
+    pub kms_key_id: Option<String>,
 }
 
 /// A log stream: created by CreateLogStream, or implicitly by its first line.
@@ -871,13 +1036,16 @@ pub struct LogEventScan<'a> {
 fn explicit_log_group(conn: &Connection, name: &str) -> Result<Option<StoredLogGroup>, StoreError> {
     Ok(conn
         .query_row(
-            "SELECT name, created_ms, retention_days FROM log_groups WHERE name = ?1",
+            "SELECT g.name, g.created_ms, g.retention_days, k.kms_key_id
+             FROM log_groups g LEFT JOIN log_group_keys k ON k.name = g.name
+             WHERE g.name = ?1",
             [name],
             |row| {
                 Ok(StoredLogGroup {
                     name: row.get(0)?,
                     created_ms: row.get(1)?,
                     retention_days: row.get(2)?,
+                    kms_key_id: row.get(3)?,
                 })
             },
         )
@@ -899,6 +1067,7 @@ pub fn log_group(conn: &Connection, name: &str) -> Result<Option<StoredLogGroup>
         name: name.to_string(),
         created_ms,
         retention_days: None,
+        kms_key_id: None,
     }))
 }
 
@@ -911,8 +1080,9 @@ pub fn log_groups(
 ) -> Result<Vec<StoredLogGroup>, StoreError> {
     let prefix = prefix.unwrap_or("");
     let mut stmt = conn.prepare_cached(
-        "SELECT name, created_ms, retention_days FROM log_groups
-         WHERE name >= ?1 AND (?2 IS NULL OR name > ?2) ORDER BY name",
+        "SELECT g.name, g.created_ms, g.retention_days, k.kms_key_id
+         FROM log_groups g LEFT JOIN log_group_keys k ON k.name = g.name
+         WHERE g.name >= ?1 AND (?2 IS NULL OR g.name > ?2) ORDER BY g.name",
     )?;
     let mut groups = Vec::new();
     let mut rows = stmt.query(params![prefix, after])?;
@@ -925,6 +1095,7 @@ pub fn log_groups(
             name,
             created_ms: row.get(1)?,
             retention_days: row.get(2)?,
+            kms_key_id: row.get(3)?,
         });
     }
     // Implicit groups: walk the distinct group names of `log_events` one index seek at a time,
@@ -968,6 +1139,7 @@ pub fn create_log_group(
     conn: &Connection,
     name: &str,
     created_ms: i64,
+    kms_key_id: Option<&str>,
 ) -> Result<bool, StoreError> {
     if log_group(conn, name)?.is_some() {
         return Ok(false);
@@ -976,6 +1148,13 @@ pub fn create_log_group(
         "INSERT INTO log_groups (name, created_ms) VALUES (?1, ?2)",
         params![name, created_ms],
     )?;
+    conn.execute("DELETE FROM log_group_keys WHERE name = ?1", [name])?;
+    if let Some(key) = kms_key_id {
+        conn.execute(
+            "INSERT INTO log_group_keys (name, kms_key_id) VALUES (?1, ?2)",
+            params![name, key],
+        )?;
+    }
     Ok(true)
 }
 
@@ -984,6 +1163,7 @@ pub fn delete_log_group(conn: &mut Connection, name: &str) -> Result<bool, Store
     let tx = conn.transaction()?;
     let existed = log_group(&tx, name)?.is_some();
     tx.execute("DELETE FROM log_groups WHERE name = ?1", [name])?;
+    tx.execute("DELETE FROM log_group_keys WHERE name = ?1", [name])?;
     tx.execute("DELETE FROM log_streams WHERE log_group = ?1", [name])?;
     tx.execute("DELETE FROM log_events WHERE log_group = ?1", [name])?;
     tx.commit()?;

@@ -316,10 +316,19 @@ fn rest_api_json(api: &RestApi) -> Value {
         "name": api.name,
         "createdDate": api.created_date,
         "rootResourceId": api.root_resource_id,
-        "apiKeySource": "HEADER",
-        "endpointConfiguration": { "types": ["EDGE"] },
-        "disableExecuteApiEndpoint": false,
+        "apiKeySource": api.settings.api_key_source,
+        "endpointConfiguration": { "types": api.settings.endpoint_types },
+        "disableExecuteApiEndpoint": api.settings.disable_execute_api_endpoint,
     });
+    if !api.settings.vpc_endpoint_ids.is_empty() {
+        out["endpointConfiguration"]["vpcEndpointIds"] = json!(api.settings.vpc_endpoint_ids);
+    }
+    if let Some(policy) = &api.settings.policy {
+        out["policy"] = json!(policy);
+    }
+    if !api.settings.binary_media_types.is_empty() {
+        out["binaryMediaTypes"] = json!(api.settings.binary_media_types);
+    }
     if let Some(description) = &api.description {
         out["description"] = json!(description);
     }
@@ -447,10 +456,103 @@ struct CreateRestApiInput {
     description: Option<String>,
     #[serde(default)]
     tags: BTreeMap<String, String>,
+    disable_execute_api_endpoint: Option<bool>,
+    api_key_source: Option<String>,
+    endpoint_configuration: Option<EndpointConfigurationInput>,
+    policy: Option<String>,
+    binary_media_types: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EndpointConfigurationInput {
+    types: Option<Vec<String>>,
+    vpc_endpoint_ids: Option<Vec<String>>,
+}
+
+/// `1 validation error detected: ...`, API Gateway's wording for a broken model constraint.
+fn gateway_constraint(value: &str, field: &str, constraint: &str) -> GatewayError {
+    GatewayError::new(
+        StatusCode::BAD_REQUEST,
+        "ValidationException",
+        format!(
+            "1 validation error detected: Value '{value}' at 'createRestApiInput.{field}' failed to satisfy constraint: {constraint}"
+        ),
+    )
+}
+
+/// CreateRestApi's settings, validated as API Gateway validates them.
+fn api_settings(input: &CreateRestApiInput) -> Result<model::ApiSettings, GatewayError> {
+    let mut settings = model::ApiSettings::default();
+    if let Some(source) = &input.api_key_source {
+        if !matches!(source.as_str(), "HEADER" | "AUTHORIZER") {
+            return Err(gateway_constraint(
+                source,
+                "apiKeySource",
+                "Member must satisfy enum value set: [AUTHORIZER, HEADER]",
+            ));
+        }
+        settings.api_key_source = source.clone();
+    }
+    if let Some(endpoint) = &input.endpoint_configuration {
+        if let Some(types) = &endpoint.types {
+            if types
+                .iter()
+                .any(|t| !matches!(t.as_str(), "EDGE" | "REGIONAL" | "PRIVATE"))
+            {
+                return Err(gateway_constraint(
+                    &format!("[{}]", types.join(", ")),
+                    "endpointConfiguration.types",
+                    "Member must satisfy constraint: [Member must satisfy enum value set: [PRIVATE, EDGE, REGIONAL]]",
+                ));
+            }
+            if types.len() != 1 {
+                return Err(GatewayError::bad_request(
+                    "Cannot create an api with multiple Endpoint Types.",
+                ));
+            }
+            settings.endpoint_types = types.clone();
+        }
+        if let Some(ids) = &endpoint.vpc_endpoint_ids {
+            if !ids.is_empty() && settings.endpoint_types != ["PRIVATE"] {
+                return Err(GatewayError::bad_request(
+                    "VPC endpoint IDs are only supported for PRIVATE APIs.",
+                ));
+            }
+            settings.vpc_endpoint_ids = ids.clone();
+        }
+    }
+    if let Some(policy) = &input.policy {
+        let is_document = serde_json::from_str::<Value>(policy).is_ok_and(|v| v.is_object());
+        if !is_document {
+            return Err(GatewayError::bad_request(
+                "Invalid policy document. Please check the policy syntax and ensure that Principals are valid.",
+            ));
+        }
+        settings.policy = Some(policy.clone());
+    }
+    if let Some(types) = &input.binary_media_types {
+        // A media type, or a wildcard such as `*/*` or `image/*`: a type and a subtype.
+        if let Some(bad) = types.iter().find(|t| {
+            let parts: Vec<&str> = t.split('/').collect();
+            parts.len() != 2
+                || parts
+                    .iter()
+                    .any(|p| p.is_empty() || p.contains(char::is_whitespace))
+        }) {
+            return Err(GatewayError::bad_request(format!(
+                "Invalid binary media type specified: {bad}"
+            )));
+        }
+        settings.binary_media_types = types.clone();
+    }
+    settings.disable_execute_api_endpoint = input.disable_execute_api_endpoint.unwrap_or(false);
+    Ok(settings)
 }
 
 async fn create_rest_api(State(app): State<Arc<AppState>>, body: Bytes) -> GatewayResult {
     let input: CreateRestApiInput = parse_body(&body)?;
+    let settings = api_settings(&input)?;
     let name = match input.name {
         Some(name) if !name.trim().is_empty() => name,
         _ => return Err(GatewayError::bad_request("Invalid REST API name specified")),
@@ -473,6 +575,7 @@ async fn create_rest_api(State(app): State<Arc<AppState>>, body: Bytes) -> Gatew
         authorizers: BTreeMap::new(),
         deployments: Vec::new(),
         stages: BTreeMap::new(),
+        settings,
     };
     let body = rest_api_json(&api);
     let _guard = app.apigateway.write_lock.lock().await;

@@ -25,6 +25,37 @@ pub struct RestApi {
     /// Oldest first.
     pub deployments: Vec<Deployment>,
     pub stages: BTreeMap<String, Stage>,
+    /// The settings CreateRestApi takes; APIs stored before they were kept read back with
+    /// API Gateway's defaults.
+    #[serde(default)]
+    pub settings: ApiSettings,
+}
+
+/// What CreateRestApi keeps about how an API is reached.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ApiSettings {
+    pub disable_execute_api_endpoint: bool,
+    /// `HEADER` or `AUTHORIZER`.
+    pub api_key_source: String,
+    /// `EDGE`, `REGIONAL` or `PRIVATE`.
+    pub endpoint_types: Vec<String>,
+    pub vpc_endpoint_ids: Vec<String>,
+    /// The resource policy document, as given.
+    pub policy: Option<String>,
+    pub binary_media_types: Vec<String>,
+}
+
+impl Default for ApiSettings {
+    fn default() -> ApiSettings {
+        ApiSettings {
+            disable_execute_api_endpoint: false,
+            api_key_source: "HEADER".into(),
+            endpoint_types: vec!["EDGE".into()],
+            vpc_endpoint_ids: Vec::new(),
+            policy: None,
+            binary_media_types: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

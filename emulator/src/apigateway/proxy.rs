@@ -287,6 +287,19 @@ async fn serve(app: &Arc<AppState>, request: Request) -> Response {
     .await;
     let outcome = match outcome {
         Ok(outcome) => outcome,
+        // Lambda's tenancy refusal passes through as a 400 with Lambda's own message, as
+        // recorded from AWS; any other refusal is API Gateway's own 500.
+        Err(error)
+            if error.kind == "InvalidParameterValueException"
+                && error.message.contains("tenancy configuration") =>
+        {
+            tracing::warn!(api = %api.id, function, error = %error.message, "Lambda refused the invoke: tenancy");
+            return gateway_answer(
+                StatusCode::BAD_REQUEST,
+                "BadRequestException",
+                json!(error.message),
+            );
+        }
         Err(error) => {
             tracing::warn!(
                 api = %api.id,

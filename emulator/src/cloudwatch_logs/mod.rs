@@ -152,10 +152,15 @@ fn limit(limit: Option<i64>, max: usize) -> Result<usize, LogsError> {
         Some(n) if n >= 1 && usize::try_from(n).is_ok_and(|n| n <= max) => {
             Ok(usize::try_from(n).unwrap_or(max))
         }
+        Some(n) if n < 1 => Err(LogsError::constraint(
+            &n.to_string(),
+            "limit",
+            "Member must have value greater than or equal to 1",
+        )),
         Some(n) => Err(LogsError::constraint(
             &n.to_string(),
             "limit",
-            &format!("Member must have value between 1 and {max}"),
+            &format!("Member must have value less than or equal to {max}"),
         )),
     }
 }
@@ -171,12 +176,24 @@ fn group_arn(app: &AppState, name: &str) -> String {
 #[serde(rename_all = "camelCase")]
 struct GroupInput {
     log_group_name: Option<String>,
+    kms_key_id: Option<String>,
 }
 
 async fn create_log_group(app: &AppState, body: &[u8]) -> Result<Value, LogsError> {
-    let name = group_name(input::<GroupInput>(body)?.log_group_name)?;
+    let input = input::<GroupInput>(body)?;
+    let name = group_name(input.log_group_name)?;
+    let kms_key_id = input.kms_key_id;
+    if let Some(key) = &kms_key_id
+        && key.chars().count() > 256
+    {
+        return Err(LogsError::constraint(
+            key,
+            "kmsKeyId",
+            "Member must have length less than or equal to 256",
+        ));
+    }
     with_store(app, move |conn| {
-        if store::create_log_group(conn, &name, now_millis())? {
+        if store::create_log_group(conn, &name, now_millis(), kms_key_id.as_deref())? {
             Ok(Ok(json!({})))
         } else {
             Ok(Err(LogsError::already_exists("log group")))
@@ -238,6 +255,9 @@ async fn describe_log_groups(app: &AppState, body: &[u8]) -> Result<Value, LogsE
             });
             if let Some(days) = group.retention_days {
                 out["retentionInDays"] = days.into();
+            }
+            if let Some(key) = &group.kms_key_id {
+                out["kmsKeyId"] = key.clone().into();
             }
             out
         })
@@ -458,16 +478,59 @@ async fn put_log_events(app: &AppState, body: &[u8]) -> Result<Value, LogsError>
         .collect();
     flush_logs(app).await?;
     with_store(app, move |conn| {
-        if store::log_group(conn, &group)?.is_none() {
+        let Some(log_group) = store::log_group(conn, &group)? else {
             return Ok(Err(LogsError::group_not_found()));
-        }
+        };
         if !store::log_stream_exists(conn, &group, &stream)? {
             return Ok(Err(LogsError::stream_not_found()));
         }
-        store::put_log_events(conn, &group, &stream, &events)?;
-        Ok(Ok(json!({})))
+        let (accepted, rejected) = accepted_events(&events, now_millis(), log_group.retention_days);
+        if !accepted.is_empty() {
+            store::put_log_events(conn, &group, &stream, accepted)?;
+        }
+        let mut out = json!({});
+        if !rejected.is_empty() {
+            out["rejectedLogEventsInfo"] = Value::Object(rejected);
+        }
+        Ok(Ok(out))
     })
     .await
+}
+
+/// CloudWatch Logs takes events from 14 days (or the group's retention, when shorter) back to
+/// 2 hours ahead. Events arrive in time order, so the too old (or expired) ones are a prefix
+/// and the too new ones a suffix; the answer names where each ends or starts.
+fn accepted_events(
+    events: &[(i64, String)],
+    now_ms: i64,
+    retention_days: Option<i64>,
+) -> (&[(i64, String)], serde_json::Map<String, Value>) {
+    const DAY_MS: i64 = 24 * 3600 * 1000;
+    let oldest = now_ms - 14 * DAY_MS;
+    let newest = now_ms + 2 * 3600 * 1000;
+    let expired_before = retention_days.map(|days| now_ms - days * DAY_MS);
+    let mut rejected = serde_json::Map::new();
+    let too_old = events.iter().take_while(|(t, _)| *t < oldest).count();
+    let expired = match expired_before {
+        Some(limit) => events.iter().take_while(|(t, _)| *t < limit).count(),
+        None => 0,
+    };
+    let start = too_old.max(expired);
+    if too_old > 0 {
+        rejected.insert("tooOldLogEventEndIndex".into(), (too_old - 1).into());
+    }
+    if expired > 0 {
+        rejected.insert("expiredLogEventEndIndex".into(), (expired - 1).into());
+    }
+    let too_new = events.iter().rev().take_while(|(t, _)| *t > newest).count();
+    let end = (events.len() - too_new).max(start);
+    if too_new > 0 {
+        rejected.insert(
+            "tooNewLogEventStartIndex".into(),
+            (events.len() - too_new).into(),
+        );
+    }
+    (&events[start..end], rejected)
 }
 
 #[derive(Deserialize)]

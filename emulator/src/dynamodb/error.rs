@@ -20,6 +20,9 @@ pub struct DynamoError {
     namespace: &'static str,
     code: &'static str,
     message: String,
+    /// Members of the body besides the message: a failed condition's `Item`, a cancelled
+    /// transaction's `CancellationReasons`.
+    extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl DynamoError {
@@ -34,7 +37,59 @@ impl DynamoError {
             namespace,
             code,
             message: message.into(),
+            extra: serde_json::Map::new(),
         }
+    }
+
+    /// `ConditionalCheckFailedException`, with the item when the request asked for it
+    /// (`ReturnValuesOnConditionCheckFailure: ALL_OLD`).
+    pub fn conditional_check_failed(item: Option<serde_json::Value>) -> DynamoError {
+        let mut error = DynamoError::new(
+            StatusCode::BAD_REQUEST,
+            DYNAMODB,
+            "ConditionalCheckFailedException",
+            "The conditional request failed",
+        );
+        if let Some(item) = item {
+            error.extra.insert("Item".into(), item);
+        }
+        error
+    }
+
+    /// `TransactionCanceledException` with one reason per action, in request order.
+    pub fn transaction_canceled(reasons: Vec<serde_json::Value>) -> DynamoError {
+        let codes: Vec<&str> = reasons
+            .iter()
+            .map(|r| r["Code"].as_str().unwrap_or("None"))
+            .collect();
+        let mut error = DynamoError::new(
+            StatusCode::BAD_REQUEST,
+            DYNAMODB,
+            "TransactionCanceledException",
+            format!(
+                "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
+                codes.join(", ")
+            ),
+        );
+        error.extra.insert(
+            "CancellationReasons".into(),
+            serde_json::Value::Array(reasons),
+        );
+        error
+    }
+
+    /// Whether this is a failed condition (a transaction reports it as a cancellation reason).
+    pub fn is_conditional_check_failed(&self) -> bool {
+        self.code == "ConditionalCheckFailedException"
+    }
+
+    /// The item a failed condition carries, if any.
+    pub fn item(&self) -> Option<&serde_json::Value> {
+        self.extra.get("Item")
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
     }
 
     /// What DynamoDB answers for an item operation on a table that does not exist.
@@ -128,10 +183,13 @@ impl From<StoreError> for DynamoError {
 
 impl IntoResponse for DynamoError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({
-            "__type": format!("{}#{}", self.namespace, self.code),
-            "message": self.message,
-        });
+        let mut body = self.extra;
+        body.insert(
+            "__type".into(),
+            format!("{}#{}", self.namespace, self.code).into(),
+        );
+        body.insert("message".into(), self.message.into());
+        let body = serde_json::Value::Object(body);
         super::json_response(self.status, body.to_string())
     }
 }

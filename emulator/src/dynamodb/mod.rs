@@ -1,10 +1,13 @@
 //! DynamoDB's JSON 1.0 protocol (`POST /` with `X-Amz-Target: DynamoDB_20120810.<Operation>`):
-//! tables (create, update, describe, delete, list, tags) and items (put, get, delete, batch write,
-//! and Query over one partition), persisted in the emulator's SQLite store.
+//! tables (create, update, describe, delete, list, tags, time to live, secondary indexes) and
+//! items (put, get, update, delete with conditions; Query and Scan with filters and
+//! projections; batch and transactional reads and writes), persisted in the emulator's SQLite
+//! store.
 //!
 //! This file dispatches operations and holds the in-memory table states; `tables.rs` and
 //! `items.rs` answer the operations, `value.rs` handles attribute values and keys, `expr.rs`
-//! parses key conditions, and `error.rs` shapes DynamoDB's errors.
+//! is the one expression grammar (key conditions, conditions, filters, updates, projections),
+//! and `error.rs` shapes DynamoDB's errors.
 //!
 //! Represent keeps each state's data in one partition of a table, and its functions Query that
 //! partition on their cold path; the deployer creates the table and seeds it with BatchWriteItem.
@@ -109,8 +112,15 @@ pub async fn handle(app: Arc<AppState>, operation: &str, body: &[u8]) -> Respons
         "PutItem" => items::put_item(&app, body).await,
         "GetItem" => items::get_item(&app, body).await,
         "DeleteItem" => items::delete_item(&app, body).await,
+        "UpdateItem" => items::update_item(&app, body).await,
         "Query" => items::query(&app, body).await,
+        "Scan" => items::scan(&app, body).await,
         "BatchWriteItem" => items::batch_write_item(&app, body).await,
+        "BatchGetItem" => items::batch_get_item(&app, body).await,
+        "TransactWriteItems" => items::transact_write_items(&app, body).await,
+        "TransactGetItems" => items::transact_get_items(&app, body).await,
+        "UpdateTimeToLive" => tables::update_time_to_live(&app, body).await,
+        "DescribeTimeToLive" => tables::describe_time_to_live(&app, body).await,
         other => Err(DynamoError::unknown_operation(other)),
     };
     match result {

@@ -1,6 +1,7 @@
 //! DynamoDB's table operations: CreateTable, UpdateTable, DescribeTable, DeleteTable,
-//! ListTables and the tag operations, with DynamoDB's validation of key schemas, billing modes and
-//! ARNs, and the `CREATING`/`UPDATING` states a deployer waits out.
+//! ListTables, the tag operations and time to live, with DynamoDB's validation of key schemas,
+//! secondary indexes, billing modes and ARNs, and the `CREATING`/`UPDATING` states a deployer
+//! waits out.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,11 +10,11 @@ use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::value::{KeyAttribute, KeySchema, KeyType};
+use super::value::{Item, KeyAttribute, KeySchema, KeyType};
 use super::{DynamoError, MAX_LIST_TABLES, Settling, input, required, table_name, with_store};
 use crate::clock;
 use crate::server::AppState;
-use crate::store::{self, StoreError, StoredTable};
+use crate::store::{self, IndexKey, StoreError, StoredTable};
 /// What is persisted about a table besides its name, tags and creation time.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct Definition {
@@ -24,6 +25,101 @@ pub(super) struct Definition {
     billing_mode: String,
     /// Read and write capacity units of a PROVISIONED table.
     provisioned: Option<(i64, i64)>,
+    #[serde(default)]
+    pub(super) indexes: Vec<Index>,
+    #[serde(default)]
+    deletion_protection: bool,
+    /// Server-side encryption with a KMS key (`SSEType` and the key, when one was named);
+    /// `None` is DynamoDB's default encryption, which DescribeTable does not describe.
+    #[serde(default)]
+    sse: Option<(String, Option<String>)>,
+    /// `WarmThroughput` as read and write units per second.
+    #[serde(default)]
+    warm_throughput: Option<(i64, i64)>,
+    /// The time-to-live attribute, when TTL is enabled.
+    #[serde(default)]
+    pub(super) ttl: Option<String>,
+}
+
+/// A global or local secondary index.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Index {
+    pub(super) name: String,
+    pub(super) global: bool,
+    pub(super) key_schema: KeySchema,
+    pub(super) projection: Projection,
+    provisioned: Option<(i64, i64)>,
+}
+
+/// Which attributes an index holds besides the keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) enum Projection {
+    All,
+    KeysOnly,
+    Include(Vec<String>),
+}
+
+impl Definition {
+    pub(super) fn index(&self, name: &str) -> Option<&Index> {
+        self.indexes.iter().find(|i| i.name == name)
+    }
+
+    /// The item's entries in the table's indexes: one per index whose key attributes the item
+    /// has. A key attribute of the wrong type is refused, as DynamoDB refuses it.
+    pub(super) fn index_keys(&self, item: &Item) -> Result<Vec<IndexKey>, DynamoError> {
+        let mut keys = Vec::new();
+        for index in &self.indexes {
+            let attributes = std::iter::once(&index.key_schema.hash).chain(&index.key_schema.range);
+            let mut present = true;
+            for attribute in attributes {
+                match item.get(&attribute.name) {
+                    None => present = false,
+                    Some(value) => {
+                        let actual = value
+                            .as_object()
+                            .and_then(|o| o.keys().next())
+                            .map_or("", String::as_str);
+                        if actual != attribute.kind.as_str() {
+                            return Err(DynamoError::validation(format!(
+                                "One or more parameter values were invalid: Type mismatch for Index Key {} Expected: {} Actual: {actual} IndexName: {}",
+                                attribute.name,
+                                attribute.kind.as_str(),
+                                index.name
+                            )));
+                        }
+                    }
+                }
+            }
+            if present {
+                let key = index.key_schema.key_of_item(item)?;
+                keys.push(IndexKey {
+                    index: index.name.clone(),
+                    pk: key.pk,
+                    sk: key.sk,
+                });
+            }
+        }
+        Ok(keys)
+    }
+}
+
+impl Index {
+    /// What of an item the index holds.
+    pub(super) fn project(&self, table: &KeySchema, item: &Item) -> Item {
+        let keep = |name: &str| match &self.projection {
+            Projection::All => true,
+            Projection::KeysOnly | Projection::Include(_) => {
+                let keys = [table, &self.key_schema];
+                keys.iter().any(|k| {
+                    k.hash.name == name || k.range.as_ref().is_some_and(|r| r.name == name)
+                }) || matches!(&self.projection, Projection::Include(extra) if extra.iter().any(|e| e == name))
+            }
+        };
+        item.iter()
+            .filter(|(name, _)| keep(name))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -95,7 +191,7 @@ fn description(app: &AppState, table: &Table, status: &str, usage: (i64, i64)) -
     if definition.billing_mode == "PAY_PER_REQUEST" {
         billing["LastUpdateToPayPerRequestDateTime"] = json!(created);
     }
-    json!({
+    let mut description = json!({
         "TableName": table.name,
         "TableArn": table_arn(app, &table.name),
         "TableId": definition.table_id,
@@ -111,8 +207,80 @@ fn description(app: &AppState, table: &Table, status: &str, usage: (i64, i64)) -
         },
         "ItemCount": usage.0,
         "TableSizeBytes": usage.1,
-        "DeletionProtectionEnabled": false,
-    })
+        "DeletionProtectionEnabled": definition.deletion_protection,
+    });
+    let key_schema_json = |schema: &KeySchema| {
+        let mut elements = vec![json!({ "AttributeName": schema.hash.name, "KeyType": "HASH" })];
+        if let Some(range) = &schema.range {
+            elements.push(json!({ "AttributeName": range.name, "KeyType": "RANGE" }));
+        }
+        elements
+    };
+    let mut globals = Vec::new();
+    let mut locals = Vec::new();
+    for index in &definition.indexes {
+        let projection = match &index.projection {
+            Projection::All => json!({ "ProjectionType": "ALL" }),
+            Projection::KeysOnly => json!({ "ProjectionType": "KEYS_ONLY" }),
+            Projection::Include(extra) => {
+                json!({ "ProjectionType": "INCLUDE", "NonKeyAttributes": extra })
+            }
+        };
+        let mut described = json!({
+            "IndexName": index.name,
+            "KeySchema": key_schema_json(&index.key_schema),
+            "Projection": projection,
+            "IndexSizeBytes": usage.1,
+            "ItemCount": usage.0,
+            "IndexArn": format!("{}/index/{}", table_arn(app, &table.name), index.name),
+        });
+        if index.global {
+            let (read, write) = index.provisioned.unwrap_or((0, 0));
+            described["IndexStatus"] = json!("ACTIVE");
+            described["ProvisionedThroughput"] = json!({
+                "NumberOfDecreasesToday": 0,
+                "ReadCapacityUnits": read,
+                "WriteCapacityUnits": write,
+            });
+            globals.push(described);
+        } else {
+            locals.push(described);
+        }
+    }
+    if !globals.is_empty() {
+        description["GlobalSecondaryIndexes"] = json!(globals);
+    }
+    if !locals.is_empty() {
+        description["LocalSecondaryIndexes"] = json!(locals);
+    }
+    if let Some((sse_type, key)) = &definition.sse {
+        let key = key.clone().unwrap_or_else(|| {
+            format!(
+                "arn:aws:kms:{}:{}:key/aws/dynamodb",
+                app.config.region, app.config.account_id
+            )
+        });
+        let key = if key.starts_with("arn:") {
+            key
+        } else {
+            format!(
+                "arn:aws:kms:{}:{}:key/{key}",
+                app.config.region, app.config.account_id
+            )
+        };
+        description["SSEDescription"] = json!({
+            "Status": "ENABLED",
+            "SSEType": sse_type,
+            "KMSMasterKeyArn": key,
+        });
+    }
+    let (read, write) = definition.warm_throughput.unwrap_or((12_000, 4_000));
+    description["WarmThroughput"] = json!({
+        "ReadUnitsPerSecond": read,
+        "WriteUnitsPerSecond": write,
+        "Status": "ACTIVE",
+    });
+    description
 }
 
 #[derive(Debug, Deserialize)]
@@ -145,6 +313,39 @@ struct Tag {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
+struct ProjectionInput {
+    projection_type: Option<String>,
+    non_key_attributes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct IndexInput {
+    index_name: Option<String>,
+    key_schema: Option<Vec<KeySchemaElement>>,
+    projection: Option<ProjectionInput>,
+    provisioned_throughput: Option<Throughput>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SseInput {
+    enabled: Option<bool>,
+    #[serde(rename = "SSEType")]
+    sse_type: Option<String>,
+    #[serde(rename = "KMSMasterKeyId")]
+    kms_master_key_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct WarmThroughputInput {
+    read_units_per_second: Option<i64>,
+    write_units_per_second: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 struct CreateTableInput {
     table_name: Option<String>,
     key_schema: Option<Vec<KeySchemaElement>>,
@@ -152,30 +353,21 @@ struct CreateTableInput {
     billing_mode: Option<String>,
     provisioned_throughput: Option<Throughput>,
     tags: Option<Vec<Tag>>,
-    global_secondary_indexes: Option<Value>,
-    local_secondary_indexes: Option<Value>,
+    global_secondary_indexes: Option<Vec<IndexInput>>,
+    local_secondary_indexes: Option<Vec<IndexInput>>,
     stream_specification: Option<Value>,
+    deletion_protection_enabled: Option<bool>,
+    #[serde(rename = "SSESpecification")]
+    sse_specification: Option<SseInput>,
+    warm_throughput: Option<WarmThroughputInput>,
 }
 
-/// Validates a CreateTable's key schema against its attribute definitions.
-fn key_schema(
-    elements: Vec<KeySchemaElement>,
+/// Reads `AttributeDefinitions`.
+fn attribute_definitions(
     definitions: Vec<AttributeDefinition>,
-) -> Result<(KeySchema, Vec<KeyAttribute>), DynamoError> {
-    if elements.is_empty() || elements.len() > 2 {
-        let constraint = if elements.is_empty() {
-            "Member must have length greater than or equal to 1"
-        } else {
-            "Member must have length less than or equal to 2"
-        };
-        return Err(DynamoError::constraint(
-            &format!("{} elements", elements.len()),
-            "keySchema",
-            constraint,
-        ));
-    }
+) -> Result<Vec<KeyAttribute>, DynamoError> {
     let mut attributes = Vec::new();
-    for definition in definitions {
+    for (i, definition) in definitions.into_iter().enumerate() {
         let kind = match definition.attribute_type.as_str() {
             "S" => KeyType::S,
             "N" => KeyType::N,
@@ -183,7 +375,7 @@ fn key_schema(
             other => {
                 return Err(DynamoError::constraint(
                     other,
-                    "attributeDefinitions.member.attributeType",
+                    &format!("attributeDefinitions.{}.member.attributeType", i + 1),
                     "Member must satisfy enum value set: [B, N, S]",
                 ));
             }
@@ -193,11 +385,45 @@ fn key_schema(
             kind,
         });
     }
+    Ok(attributes)
+}
+
+/// Validates one key schema (the table's, at `field`, or an index's) against the attribute
+/// definitions.
+fn key_schema(
+    elements: &[KeySchemaElement],
+    attributes: &[KeyAttribute],
+    field: &str,
+) -> Result<KeySchema, DynamoError> {
+    if elements.is_empty() || elements.len() > 2 {
+        let constraint = if elements.is_empty() {
+            "Member must have length greater than or equal to 1"
+        } else {
+            "Member must have length less than or equal to 2"
+        };
+        return Err(DynamoError::constraint(
+            &format!("{} elements", elements.len()),
+            field,
+            constraint,
+        ));
+    }
+    for (i, element) in elements.iter().enumerate() {
+        if !matches!(element.key_type.as_str(), "HASH" | "RANGE") {
+            return Err(DynamoError::constraint(
+                &element.key_type,
+                &format!("{field}.{}.member.keyType", i + 1),
+                "Member must satisfy enum value set: [HASH, RANGE]",
+            ));
+        }
+    }
     let names = |list: Vec<&str>| format!("[{}]", list.join(", "));
-    let find = |name: &str| attributes.iter().find(|a| a.name == name).cloned();
     let mut resolved = Vec::new();
-    for element in &elements {
-        let Some(attribute) = find(&element.attribute_name) else {
+    for element in elements {
+        let Some(attribute) = attributes
+            .iter()
+            .find(|a| a.name == element.attribute_name)
+            .cloned()
+        else {
             return Err(DynamoError::validation(format!(
                 "One or more parameter values were invalid: Some index key attributes are not defined in AttributeDefinitions. Keys: {}, AttributeDefinitions: {}",
                 names(elements.iter().map(|e| e.attribute_name.as_str()).collect()),
@@ -205,11 +431,6 @@ fn key_schema(
             )));
         };
         resolved.push((element.key_type.as_str(), attribute));
-    }
-    if attributes.len() != elements.len() {
-        return Err(DynamoError::validation(
-            "One or more parameter values were invalid: Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions",
-        ));
     }
     let mut resolved = resolved.into_iter();
     let hash = match resolved.next() {
@@ -234,7 +455,126 @@ fn key_schema(
             ));
         }
     };
-    Ok((KeySchema { hash, range }, attributes))
+    Ok(KeySchema { hash, range })
+}
+
+/// Validates CreateTable's secondary indexes.
+fn indexes(
+    table: &KeySchema,
+    attributes: &[KeyAttribute],
+    globals: Vec<IndexInput>,
+    locals: Vec<IndexInput>,
+    billing_mode: &str,
+) -> Result<Vec<Index>, DynamoError> {
+    let mut indexes: Vec<Index> = Vec::new();
+    let kinds = globals
+        .into_iter()
+        .map(|i| (true, i))
+        .chain(locals.into_iter().map(|i| (false, i)));
+    let mut counts = (0usize, 0usize);
+    for (global, input) in kinds {
+        let field = if global {
+            "globalSecondaryIndexes"
+        } else {
+            "localSecondaryIndexes"
+        };
+        let n = if global {
+            counts.0 += 1;
+            counts.0
+        } else {
+            counts.1 += 1;
+            counts.1
+        };
+        let name = required(input.index_name, &format!("{field}.{n}.member.indexName"))?;
+        if name.chars().count() < 3
+            || name.chars().count() > 255
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        {
+            return Err(DynamoError::constraint(
+                &name,
+                &format!("{field}.{n}.member.indexName"),
+                "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+",
+            ));
+        }
+        if indexes.iter().any(|i| i.name == name) {
+            return Err(DynamoError::validation(format!(
+                "One or more parameter values were invalid: Duplicate index name: {name}"
+            )));
+        }
+        let elements = required(input.key_schema, &format!("{field}.{n}.member.keySchema"))?;
+        let schema = key_schema(
+            &elements,
+            attributes,
+            &format!("{field}.{n}.member.keySchema"),
+        )?;
+        let projection = required(input.projection, &format!("{field}.{n}.member.projection"))?;
+        let projection = match (
+            projection.projection_type.as_deref(),
+            projection.non_key_attributes,
+        ) {
+            (Some("ALL"), None) => Projection::All,
+            (Some("KEYS_ONLY"), None) => Projection::KeysOnly,
+            (Some("INCLUDE"), Some(extra)) if !extra.is_empty() => Projection::Include(extra),
+            (Some("INCLUDE"), _) => {
+                return Err(DynamoError::validation(
+                    "One or more parameter values were invalid: NonKeyAttributes must not be empty",
+                ));
+            }
+            (Some(kind @ ("ALL" | "KEYS_ONLY")), Some(_)) => {
+                return Err(DynamoError::validation(format!(
+                    "One or more parameter values were invalid: ProjectionType is {kind}, but NonKeyAttributes is specified"
+                )));
+            }
+            (None, _) => {
+                return Err(DynamoError::validation(
+                    "One or more parameter values were invalid: Unknown ProjectionType: null",
+                ));
+            }
+            (Some(other), _) => {
+                return Err(DynamoError::constraint(
+                    other,
+                    &format!("{field}.{n}.member.projection.projectionType"),
+                    "Member must satisfy enum value set: [ALL, INCLUDE, KEYS_ONLY]",
+                ));
+            }
+        };
+        let provisioned = if global {
+            billing(billing_mode, input.provisioned_throughput)?
+        } else {
+            if table.range.is_none() {
+                return Err(DynamoError::validation(
+                    "One or more parameter values were invalid: Table KeySchema does not have a range key, which is required when specifying a LocalSecondaryIndex",
+                ));
+            }
+            if schema.hash.name != table.hash.name {
+                return Err(DynamoError::validation(format!(
+                    "One or more parameter values were invalid: Index KeySchema does not have the same leading hash key as table KeySchema for index: {name}. index hash key: {}, table hash key: {}",
+                    schema.hash.name, table.hash.name
+                )));
+            }
+            if schema.range.is_none() {
+                return Err(DynamoError::validation(format!(
+                    "One or more parameter values were invalid: Index KeySchema does not have a range key for index: {name}"
+                )));
+            }
+            None
+        };
+        indexes.push(Index {
+            name,
+            global,
+            key_schema: schema,
+            projection,
+            provisioned,
+        });
+    }
+    if counts.0 > 20 || counts.1 > 5 {
+        return Err(DynamoError::validation(
+            "One or more parameter values were invalid: GlobalSecondaryIndex count exceeds the per-table limit of 20, or LocalSecondaryIndex count exceeds the limit of 5",
+        ));
+    }
+    Ok(indexes)
 }
 
 fn tag_map(tags: Vec<Tag>) -> Result<BTreeMap<String, String>, DynamoError> {
@@ -259,16 +599,67 @@ fn tag_map(tags: Vec<Tag>) -> Result<BTreeMap<String, String>, DynamoError> {
     Ok(map)
 }
 
+/// `SSESpecification`: `Enabled: true` means a KMS key (AWS-owned unless one is named).
+fn sse(input: Option<SseInput>) -> Result<Option<(String, Option<String>)>, DynamoError> {
+    let Some(input) = input else {
+        return Ok(None);
+    };
+    if let Some(kind) = input.sse_type.as_deref()
+        && !matches!(kind, "AES256" | "KMS")
+    {
+        return Err(DynamoError::constraint(
+            kind,
+            "sSESpecification.sSEType",
+            "Member must satisfy enum value set: [AES256, KMS]",
+        ));
+    }
+    if input.enabled != Some(true) {
+        if input.sse_type.is_some() || input.kms_master_key_id.is_some() {
+            return Err(DynamoError::validation(
+                "One or more parameter values were invalid: SSEType is specified but SSE is not enabled",
+            ));
+        }
+        return Ok(None);
+    }
+    Ok(Some(("KMS".to_string(), input.kms_master_key_id)))
+}
+
+/// `WarmThroughput`: both rates at least 1 when given; DynamoDB's defaults otherwise.
+fn warm_throughput(input: Option<WarmThroughputInput>) -> Result<Option<(i64, i64)>, DynamoError> {
+    let Some(input) = input else {
+        return Ok(None);
+    };
+    let (read, write) = (
+        input.read_units_per_second.unwrap_or(12_000),
+        input.write_units_per_second.unwrap_or(4_000),
+    );
+    for (value, field) in [
+        (read, "warmThroughput.readUnitsPerSecond"),
+        (write, "warmThroughput.writeUnitsPerSecond"),
+    ] {
+        if value < 1 {
+            return Err(DynamoError::constraint(
+                &value.to_string(),
+                field,
+                "Member must have value greater than or equal to 1",
+            ));
+        }
+    }
+    Ok(Some((read, write)))
+}
+
 pub(super) async fn create_table(app: &Arc<AppState>, body: &[u8]) -> Result<String, DynamoError> {
     let input: CreateTableInput = input(body)?;
     let name = table_name(input.table_name)?;
-    let (schema, attributes) = key_schema(
-        required(input.key_schema, "keySchema")?,
-        required(input.attribute_definitions, "attributeDefinitions")?,
+    let attributes = attribute_definitions(required(
+        input.attribute_definitions,
+        "attributeDefinitions",
+    )?)?;
+    let schema = key_schema(
+        &required(input.key_schema, "keySchema")?,
+        &attributes,
+        "keySchema",
     )?;
-    if input.global_secondary_indexes.is_some() || input.local_secondary_indexes.is_some() {
-        return Err(DynamoError::unsupported("secondary indexes"));
-    }
     if input.stream_specification.is_some() {
         return Err(DynamoError::unsupported("streams"));
     }
@@ -276,6 +667,33 @@ pub(super) async fn create_table(app: &Arc<AppState>, body: &[u8]) -> Result<Str
         .billing_mode
         .unwrap_or_else(|| "PROVISIONED".to_string());
     let provisioned = billing(&billing_mode, input.provisioned_throughput)?;
+    let indexes = indexes(
+        &schema,
+        &attributes,
+        input.global_secondary_indexes.unwrap_or_default(),
+        input.local_secondary_indexes.unwrap_or_default(),
+        &billing_mode,
+    )?;
+    let mut used: Vec<&str> = Vec::new();
+    for key in std::iter::once(&schema).chain(indexes.iter().map(|i| &i.key_schema)) {
+        for attribute in std::iter::once(&key.hash).chain(&key.range) {
+            if !used.contains(&attribute.name.as_str()) {
+                used.push(&attribute.name);
+            }
+        }
+    }
+    if attributes.len() != used.len() {
+        let defined: Vec<&str> = attributes.iter().map(|a| a.name.as_str()).collect();
+        return Err(DynamoError::validation(if indexes.is_empty() {
+            "One or more parameter values were invalid: Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions".to_string()
+        } else {
+            format!(
+                "One or more parameter values were invalid: Some AttributeDefinitions are not used. AttributeDefinitions: [{}], keys used: [{}]",
+                defined.join(", "),
+                used.join(", ")
+            )
+        }));
+    }
     let table = Table {
         name: name.clone(),
         definition: Definition {
@@ -284,6 +702,11 @@ pub(super) async fn create_table(app: &Arc<AppState>, body: &[u8]) -> Result<Str
             attributes,
             billing_mode,
             provisioned,
+            indexes,
+            deletion_protection: input.deletion_protection_enabled.unwrap_or(false),
+            sse: sse(input.sse_specification)?,
+            warm_throughput: warm_throughput(input.warm_throughput)?,
+            ttl: None,
         },
         tags: tag_map(input.tags.unwrap_or_default())?,
         created_ms: clock::now_millis(),
@@ -363,6 +786,10 @@ struct UpdateTableInput {
     provisioned_throughput: Option<Throughput>,
     global_secondary_index_updates: Option<Value>,
     stream_specification: Option<Value>,
+    deletion_protection_enabled: Option<bool>,
+    #[serde(rename = "SSESpecification")]
+    sse_specification: Option<SseInput>,
+    warm_throughput: Option<WarmThroughputInput>,
 }
 
 /// UpdateTable changes the billing mode (and provisioned capacity); the table is `UPDATING`
@@ -376,7 +803,18 @@ pub(super) async fn update_table(app: &Arc<AppState>, body: &[u8]) -> Result<Str
     if input.stream_specification.is_some() {
         return Err(DynamoError::unsupported("streams"));
     }
-    if input.billing_mode.is_none() && input.provisioned_throughput.is_none() {
+    let sse = match input.sse_specification {
+        Some(spec) => Some(sse(Some(spec))?),
+        None => None,
+    };
+    let warm = warm_throughput(input.warm_throughput)?;
+    let protection = input.deletion_protection_enabled;
+    if input.billing_mode.is_none()
+        && input.provisioned_throughput.is_none()
+        && protection.is_none()
+        && sse.is_none()
+        && warm.is_none()
+    {
         return Err(DynamoError::validation(
             "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required",
         ));
@@ -390,15 +828,26 @@ pub(super) async fn update_table(app: &Arc<AppState>, body: &[u8]) -> Result<Str
         let Some(mut table) = load_table(conn, &name)? else {
             return Ok(Err(DynamoError::table_not_found(&name)));
         };
-        let mode = input
-            .billing_mode
-            .unwrap_or_else(|| table.definition.billing_mode.clone());
-        let provisioned = match billing(&mode, input.provisioned_throughput) {
-            Ok(provisioned) => provisioned,
-            Err(e) => return Ok(Err(e)),
-        };
-        table.definition.billing_mode = mode;
-        table.definition.provisioned = provisioned;
+        if input.billing_mode.is_some() || input.provisioned_throughput.is_some() {
+            let mode = input
+                .billing_mode
+                .unwrap_or_else(|| table.definition.billing_mode.clone());
+            let provisioned = match billing(&mode, input.provisioned_throughput) {
+                Ok(provisioned) => provisioned,
+                Err(e) => return Ok(Err(e)),
+            };
+            table.definition.billing_mode = mode;
+            table.definition.provisioned = provisioned;
+        }
+        if let Some(protection) = protection {
+            table.definition.deletion_protection = protection;
+        }
+        if let Some(sse) = sse {
+            table.definition.sse = sse;
+        }
+        if warm.is_some() {
+            table.definition.warm_throughput = warm;
+        }
         store::set_dynamodb_table_definition(conn, &name, &encode_definition(&table)?)?;
         let usage = store::dynamodb_table_usage(conn, &name)?;
         let status = state
@@ -445,6 +894,11 @@ pub(super) async fn delete_table(app: &Arc<AppState>, body: &[u8]) -> Result<Str
         let Some(table) = load_table(conn, &lookup)? else {
             return Ok(Err(DynamoError::table_not_found(&lookup)));
         };
+        if table.definition.deletion_protection {
+            return Ok(Err(DynamoError::resource_in_use(
+                "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first.",
+            )));
+        }
         let usage = store::dynamodb_table_usage(conn, &lookup)?;
         if !store::delete_dynamodb_table(conn, &lookup)? {
             return Ok(Err(DynamoError::table_not_found(&lookup)));
@@ -573,4 +1027,81 @@ pub(super) async fn list_tags(app: &Arc<AppState>, body: &[u8]) -> Result<String
         .map(|(k, v)| json!({ "Key": k, "Value": v }))
         .collect();
     Ok(json!({ "Tags": tags }).to_string())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TimeToLiveSpecification {
+    enabled: Option<bool>,
+    attribute_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct UpdateTimeToLiveInput {
+    table_name: Option<String>,
+    time_to_live_specification: Option<TimeToLiveSpecification>,
+}
+
+/// UpdateTimeToLive: items whose TTL attribute (epoch seconds) has passed are deleted by the
+/// emulator before the next item operation on the table reads or writes it.
+pub(super) async fn update_time_to_live(
+    app: &Arc<AppState>,
+    body: &[u8],
+) -> Result<String, DynamoError> {
+    let input: UpdateTimeToLiveInput = input(body)?;
+    let name = table_name(input.table_name)?;
+    let spec = required(input.time_to_live_specification, "timeToLiveSpecification")?;
+    let enabled = required(spec.enabled, "timeToLiveSpecification.enabled")?;
+    let attribute = required(spec.attribute_name, "timeToLiveSpecification.attributeName")?;
+    if attribute.is_empty() || attribute.len() > 255 {
+        return Err(DynamoError::constraint(
+            &attribute,
+            "timeToLiveSpecification.attributeName",
+            "Member must have length less than or equal to 255, Member must have length greater than or equal to 1",
+        ));
+    }
+    let answer = json!({
+        "TimeToLiveSpecification": { "Enabled": enabled, "AttributeName": attribute },
+    });
+    with_store(app, move |conn| {
+        let Some(mut table) = load_table(conn, &name)? else {
+            return Ok(Err(DynamoError::table_not_found(&name)));
+        };
+        match (&table.definition.ttl, enabled) {
+            (Some(_), true) => {
+                return Ok(Err(DynamoError::validation("TimeToLive is already enabled")));
+            }
+            (None, false) => {
+                return Ok(Err(DynamoError::validation("TimeToLive is already disabled")));
+            }
+            (Some(current), false) if *current != attribute => {
+                return Ok(Err(DynamoError::validation(format!(
+                    "TimeToLive is active on a different AttributeName: current AttributeName is {current}"
+                ))));
+            }
+            _ => {}
+        }
+        table.definition.ttl = enabled.then_some(attribute);
+        store::set_dynamodb_table_definition(conn, &name, &encode_definition(&table)?)?;
+        Ok(Ok(()))
+    })
+    .await?;
+    Ok(answer.to_string())
+}
+
+pub(super) async fn describe_time_to_live(
+    app: &Arc<AppState>,
+    body: &[u8],
+) -> Result<String, DynamoError> {
+    let name = table_name(input::<TableNameInput>(body)?.table_name)?;
+    let table = with_store(app, move |conn| {
+        Ok(load_table(conn, &name)?.ok_or_else(|| DynamoError::table_not_found(&name)))
+    })
+    .await?;
+    let description = match &table.definition.ttl {
+        Some(attribute) => json!({ "TimeToLiveStatus": "ENABLED", "AttributeName": attribute }),
+        None => json!({ "TimeToLiveStatus": "DISABLED" }),
+    };
+    Ok(json!({ "TimeToLiveDescription": description }).to_string())
 }

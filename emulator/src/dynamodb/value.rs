@@ -64,6 +64,7 @@ impl KeySchema {
                 attribute.name
             ))),
         };
+        key_sizes(self, item)?;
         Ok(StoredKey {
             pk: part(&self.hash)?,
             sk: match &self.range {
@@ -84,6 +85,7 @@ impl KeySchema {
             Some(value) => stored_key(attribute, value),
             None => Err(DynamoError::validation(KEY_MISMATCH)),
         };
+        key_sizes(self, key)?;
         Ok(StoredKey {
             pk: part(&self.hash)?,
             sk: match &self.range {
@@ -103,6 +105,26 @@ impl KeySchema {
         }
         key
     }
+}
+
+/// DynamoDB's limits on key values: 2,048 bytes for a partition key, 1,024 for a sort key.
+fn key_sizes(schema: &KeySchema, item: &Item) -> Result<(), DynamoError> {
+    let size = |attribute: &KeyAttribute| item.get(&attribute.name).map_or(0, value_size);
+    if size(&schema.hash) > 2048 {
+        return Err(DynamoError::validation(
+            "One or more parameter values were invalid: Size of hashkey has exceeded the maximum size limit of2048 bytes",
+        ));
+    }
+    if schema
+        .range
+        .as_ref()
+        .is_some_and(|range| size(range) > 1024)
+    {
+        return Err(DynamoError::validation(
+            "One or more parameter values were invalid: Aggregated size of all range keys has exceeded the size limit of 1024 bytes",
+        ));
+    }
+    Ok(())
 }
 
 /// The stored form of one key attribute's value, checking its type against the schema.

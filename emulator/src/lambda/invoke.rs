@@ -23,7 +23,12 @@ use crate::server::AppState;
 /// Lambda's synchronous request payload limit.
 const MAX_PAYLOAD: usize = 6_291_456;
 
-const TENANCY_MISMATCH: &str = "Tenant ID configuration not specified or passed to a function when tenant isolation is not enabled.";
+/// What Lambda answers an invoke of a PER_TENANT function that names no tenant (recorded from
+/// AWS).
+const TENANT_MISSING: &str = "The invoked function is enabled with tenancy configuration. Add a valid tenant ID in your request and try again.";
+/// The mirror case, a tenant sent to a function without tenancy: not recorded from AWS; the
+/// sentence mirrors the recorded one (see ARCHITECTURE.md).
+const TENANT_UNEXPECTED: &str = "The invoked function is not enabled with tenancy configuration. Remove the tenant ID from your request and try again.";
 
 /// What Invoke returns to an API caller once validation passed and the runtime answered.
 pub async fn invoke(
@@ -58,8 +63,10 @@ fn invocable(app: &AppState, raw_name: &str) -> Result<Invocable, ApiError> {
     let map = super::read(&app.lambda.map);
     let Some(record) = map.get(name) else {
         drop(map);
-        return Err(ApiError::function_not_found(&super::function_arn(
-            app, name,
+        // Invoke names the version it looked for, `$LATEST` when none was given.
+        return Err(ApiError::function_not_found(&format!(
+            "{}:$LATEST",
+            super::function_arn(app, name)
         )));
     };
     if record.is_pending(Instant::now()) {
@@ -94,8 +101,10 @@ fn check_tenant(tenant: Option<String>, per_tenant: bool) -> Result<Option<Strin
             return Err(ApiError::validation(&violations));
         }
     }
-    if per_tenant != tenant.is_some() {
-        return Err(ApiError::invalid_parameter(TENANCY_MISMATCH));
+    match (per_tenant, tenant.is_some()) {
+        (true, false) => return Err(ApiError::invalid_parameter(TENANT_MISSING)),
+        (false, true) => return Err(ApiError::invalid_parameter(TENANT_UNEXPECTED)),
+        _ => {}
     }
     Ok(tenant)
 }

@@ -206,6 +206,43 @@ fn lookup(app: &AppState, raw: &str) -> Result<FunctionRecord, ApiError> {
         .ok_or_else(|| ApiError::function_not_found(&function_arn(app, name)))
 }
 
+/// The qualifier a request names: its `Qualifier` query parameter, or what follows the function
+/// name (`name:qualifier`, `arn:aws:lambda:REGION:ACCOUNT:function:name:qualifier`).
+fn qualifier(raw: &str, query: Option<&str>) -> Option<String> {
+    let from_query = query.and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "Qualifier")
+            .map(|(_, v)| v.into_owned())
+    });
+    if from_query.is_some() {
+        return from_query;
+    }
+    let parts: Vec<&str> = raw.split(':').collect();
+    match parts.iter().position(|p| *p == "function") {
+        Some(i) => parts.get(i + 2).map(|q| q.to_string()),
+        None if parts.len() == 2 => Some(parts[1].to_string()),
+        None => None,
+    }
+}
+
+/// The function named by a path parameter and its qualifier. The emulator keeps `$LATEST` only
+/// (it publishes no versions and holds no aliases), so any other qualifier is Lambda's 404 for
+/// that version.
+fn lookup_qualified(
+    app: &AppState,
+    raw: &str,
+    query: Option<&str>,
+) -> Result<FunctionRecord, ApiError> {
+    let record = lookup(app, raw)?;
+    match qualifier(raw, query) {
+        Some(q) if q != "$LATEST" => Err(ApiError::function_not_found(&format!(
+            "{}:{q}",
+            record.config.function_arn
+        ))),
+        _ => Ok(record),
+    }
+}
+
 fn stored_function(record: &FunctionRecord) -> Result<StoredFunction, ApiError> {
     let encode = |source| {
         ApiError::from(StoreError::Encode {
@@ -316,6 +353,32 @@ struct LoggingInput {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
+struct EphemeralStorageInput {
+    size: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TracingInput {
+    mode: Option<String>,
+}
+
+/// Checks the members CreateFunction and UpdateFunctionConfiguration share beyond the basics.
+fn check_storage_and_tracing(
+    storage: Option<&EphemeralStorageInput>,
+    tracing: Option<&TracingInput>,
+    violations: &mut Vec<String>,
+) {
+    if let Some(storage) = storage {
+        model::check_ephemeral_storage(storage.size, violations);
+    }
+    if let Some(tracing) = tracing {
+        model::check_tracing_mode(tracing.mode.as_deref(), violations);
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
 struct TenancyInput {
     tenant_isolation_mode: Option<String>,
 }
@@ -337,6 +400,8 @@ struct CreateFunctionInput {
     logging_config: Option<LoggingInput>,
     tenancy_config: Option<TenancyInput>,
     package_type: Option<String>,
+    ephemeral_storage: Option<EphemeralStorageInput>,
+    tracing_config: Option<TracingInput>,
 }
 
 fn check_logging(input: &LoggingInput, violations: &mut Vec<String>) {
@@ -412,9 +477,6 @@ async fn create_function(State(app): State<Arc<AppState>>, body: Bytes) -> ApiRe
     if input.code.is_none() {
         violations.push(violation(None, "code", "Member must not be null"));
     }
-    if let Some(runtime) = &input.runtime {
-        model::check_runtime(runtime, &mut violations);
-    }
     if let Some(handler) = &input.handler {
         model::check_handler(handler, &mut violations);
     }
@@ -427,6 +489,11 @@ async fn create_function(State(app): State<Arc<AppState>>, body: Bytes) -> ApiRe
     if let Some(description) = &input.description {
         model::check_description(description, &mut violations);
     }
+    check_storage_and_tracing(
+        input.ephemeral_storage.as_ref(),
+        input.tracing_config.as_ref(),
+        &mut violations,
+    );
     if let Some(architectures) = &input.architectures {
         model::check_architectures(architectures, &mut violations);
     }
@@ -449,6 +516,9 @@ async fn create_function(State(app): State<Arc<AppState>>, body: Bytes) -> ApiRe
     }
     if !violations.is_empty() {
         return Err(ApiError::validation(&violations));
+    }
+    if let Some(runtime) = &input.runtime {
+        model::check_runtime(runtime).map_err(ApiError::invalid_parameter)?;
     }
     let (Some(name), Some(role), Some(code)) = (input.function_name, input.role, input.code) else {
         return Err(ApiError::validation(&[violation(
@@ -506,12 +576,17 @@ async fn create_function(State(app): State<Arc<AppState>>, body: Bytes) -> ApiRe
         version: "$LATEST".into(),
         environment: environment_of(input.environment.as_ref()),
         tracing_config: TracingConfig {
-            mode: "PassThrough".into(),
+            mode: input
+                .tracing_config
+                .and_then(|t| t.mode)
+                .unwrap_or_else(|| "PassThrough".into()),
         },
         revision_id: uuid::Uuid::new_v4().to_string(),
         package_type: "Zip".into(),
         architectures: input.architectures.unwrap_or_else(|| vec!["x86_64".into()]),
-        ephemeral_storage: EphemeralStorage { size: 512 },
+        ephemeral_storage: EphemeralStorage {
+            size: input.ephemeral_storage.and_then(|e| e.size).unwrap_or(512) as u32,
+        },
         logging_config: match &input.logging_config {
             Some(logging) => merge_logging(&default_logging, logging),
             None => default_logging,
@@ -543,8 +618,12 @@ async fn create_function(State(app): State<Arc<AppState>>, body: Bytes) -> ApiRe
     Ok(json_response(StatusCode::CREATED, &rendered))
 }
 
-async fn get_function(State(app): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult {
-    let record = lookup(&app, &name)?;
+async fn get_function(
+    State(app): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult {
+    let record = lookup_qualified(&app, &name, query.as_deref())?;
     let mut body = serde_json::json!({
         "Configuration": record.rendered(Instant::now()),
         "Code": {
@@ -728,6 +807,8 @@ struct UpdateConfigurationInput {
     runtime: Option<String>,
     logging_config: Option<LoggingInput>,
     revision_id: Option<String>,
+    ephemeral_storage: Option<EphemeralStorageInput>,
+    tracing_config: Option<TracingInput>,
     // `TenancyConfig` is deliberately not a member: tenancy is immutable after creation, and a
     // raw body that carries it is accepted with the member ignored.
 }
@@ -741,9 +822,6 @@ async fn update_function_configuration(
     let mut violations = Vec::new();
     if let Some(role) = &input.role {
         model::check_role_arn(role, &mut violations);
-    }
-    if let Some(runtime) = &input.runtime {
-        model::check_runtime(runtime, &mut violations);
     }
     if let Some(handler) = &input.handler {
         model::check_handler(handler, &mut violations);
@@ -760,8 +838,16 @@ async fn update_function_configuration(
     if let Some(logging) = &input.logging_config {
         check_logging(logging, &mut violations);
     }
+    check_storage_and_tracing(
+        input.ephemeral_storage.as_ref(),
+        input.tracing_config.as_ref(),
+        &mut violations,
+    );
     if !violations.is_empty() {
         return Err(ApiError::validation(&violations));
+    }
+    if let Some(runtime) = &input.runtime {
+        model::check_runtime(runtime).map_err(ApiError::invalid_parameter)?;
     }
     let _guard = app.lambda.write_lock.lock().await;
     let mut record = lookup(&app, &name)?;
@@ -796,6 +882,12 @@ async fn update_function_configuration(
     }
     if let Some(logging) = &input.logging_config {
         config.logging_config = merge_logging(&config.logging_config, logging);
+    }
+    if let Some(size) = input.ephemeral_storage.and_then(|e| e.size) {
+        config.ephemeral_storage.size = size as u32;
+    }
+    if let Some(mode) = input.tracing_config.and_then(|t| t.mode) {
+        config.tracing_config.mode = mode;
     }
     commit_update(&app, record, None).await
 }
@@ -920,6 +1012,7 @@ fn principal_json(principal: &str) -> serde_json::Value {
 async fn add_permission(
     State(app): State<Arc<AppState>>,
     Path(name): Path<String>,
+    RawQuery(query): RawQuery,
     body: Bytes,
 ) -> ApiResult {
     let input: AddPermissionInput = parse_body(&body)?;
@@ -958,7 +1051,7 @@ async fn add_permission(
         )]));
     };
     let _guard = app.lambda.write_lock.lock().await;
-    let mut record = lookup(&app, &name)?;
+    let mut record = lookup_qualified(&app, &name, query.as_deref())?;
     check_revision(&record, input.revision_id.as_deref())?;
     if record.permissions.iter().any(|(s, _)| *s == sid) {
         return Err(ApiError::conflict(format!(
@@ -1009,8 +1102,12 @@ async fn add_permission(
     ))
 }
 
-async fn get_policy(State(app): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult {
-    let record = lookup(&app, &name)?;
+async fn get_policy(
+    State(app): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult {
+    let record = lookup_qualified(&app, &name, query.as_deref())?;
     if record.permissions.is_empty() {
         return Err(ApiError::not_found(
             "The resource you requested does not exist.",

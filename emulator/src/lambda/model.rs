@@ -205,22 +205,12 @@ pub fn is_valid_function_name(name: &str) -> bool {
 
 pub const FUNCTION_NAME_PATTERN: &str = "Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?";
 
-/// Runtimes the emulator accepts. It can only run `provided.*` (OS-only) packages, but accepting
+/// Runtimes the emulator accepts: every name in the SDK's model of Lambda, so the list keeps up
+/// with Lambda's as the SDK does. It can only run `provided.*` (OS-only) packages, but accepting
 /// the managed runtimes keeps the control plane usable for deploy tests of other stacks.
-pub const RUNTIMES: &[&str] = &[
-    "provided.al2023",
-    "provided.al2",
-    "provided",
-    "nodejs22.x",
-    "nodejs20.x",
-    "python3.13",
-    "python3.12",
-    "python3.11",
-    "java21",
-    "java17",
-    "dotnet8",
-    "ruby3.3",
-];
+pub fn runtimes() -> &'static [&'static str] {
+    aws_sdk_lambda::types::Runtime::values()
+}
 
 pub fn check_memory(value: i64, violations: &mut Vec<String>) {
     if value < 128 {
@@ -254,15 +244,45 @@ pub fn check_timeout(value: i64, violations: &mut Vec<String>) {
     }
 }
 
-pub fn check_runtime(value: &str, violations: &mut Vec<String>) {
-    if !RUNTIMES.contains(&value) {
+/// Lambda refuses an unknown runtime with InvalidParameterValueException (not a validation
+/// error), its value unquoted, as recorded from AWS.
+pub fn check_runtime(value: &str) -> Result<(), String> {
+    if runtimes().contains(&value) {
+        return Ok(());
+    }
+    Err(format!(
+        "Value {value} at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: [{}] or be a valid ARN",
+        runtimes().join(", ")
+    ))
+}
+
+pub fn check_ephemeral_storage(size: Option<i64>, violations: &mut Vec<String>) {
+    match size {
+        None => violations.push(violation(
+            None,
+            "ephemeralStorage.size",
+            "Member must not be null",
+        )),
+        Some(size) if size < 512 => violations.push(violation(
+            Some(&size.to_string()),
+            "ephemeralStorage.size",
+            "Member must have value greater than or equal to 512",
+        )),
+        Some(size) if size > 10_240 => violations.push(violation(
+            Some(&size.to_string()),
+            "ephemeralStorage.size",
+            "Member must have value less than or equal to 10240",
+        )),
+        Some(_) => {}
+    }
+}
+
+pub fn check_tracing_mode(mode: Option<&str>, violations: &mut Vec<String>) {
+    if !matches!(mode, Some("Active" | "PassThrough")) {
         violations.push(violation(
-            Some(value),
-            "runtime",
-            &format!(
-                "Member must satisfy enum value set: [{}]",
-                RUNTIMES.join(", ")
-            ),
+            mode,
+            "tracingConfig.mode",
+            "Member must satisfy enum value set: [Active, PassThrough]",
         ));
     }
 }
@@ -334,13 +354,27 @@ pub fn role_name_of(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
 }
 
+/// Lambda takes exactly one architecture; the length and the enum are separate constraints, each
+/// reported only when broken.
 pub fn check_architectures(value: &[String], violations: &mut Vec<String>) {
-    let ok = value.len() == 1 && (value[0] == "x86_64" || value[0] == "arm64");
-    if !ok {
+    let rendered = format!("[{}]", value.join(", "));
+    if value.is_empty() {
         violations.push(violation(
-            Some(&format!("[{}]", value.join(", "))),
+            Some(&rendered),
             "architectures",
-            "Member must have length less than or equal to 1, Member must satisfy enum value set: [x86_64, arm64]",
+            "Member must have length greater than or equal to 1",
+        ));
+    } else if value.len() > 1 {
+        violations.push(violation(
+            Some(&rendered),
+            "architectures",
+            "Member must have length less than or equal to 1",
+        ));
+    } else if !value.iter().all(|a| a == "x86_64" || a == "arm64") {
+        violations.push(violation(
+            Some(&rendered),
+            "architectures",
+            "Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64]]",
         ));
     }
 }

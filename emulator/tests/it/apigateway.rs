@@ -594,10 +594,14 @@ async fn requests_api_gateway_refuses_never_run_the_function() {
     assert_eq!(unknown_stage.status, 403);
     assert_eq!(unknown_stage.json()["message"], "Forbidden");
 
-    // Lambda refuses a PER_TENANT invoke without a tenant; API Gateway reports its own 500.
+    // Lambda refuses a PER_TENANT invoke without a tenant; API Gateway passes Lambda's
+    // sentence back as a 400, as AWS was recorded doing.
     let unmapped = call(&t.emulator, &t.api, "/unmapped", &[("x-tenant-id", "TX")]).await;
-    assert_eq!(unmapped.status, 500);
-    assert_eq!(unmapped.json()["message"], "Internal server error");
+    assert_eq!(unmapped.status, 400);
+    assert_eq!(
+        unmapped.json()["message"],
+        "The invoked function is enabled with tenancy configuration. Add a valid tenant ID in your request and try again."
+    );
 
     assert_eq!(environments(&t.emulator).await, 0, "no function ran");
     t.emulator.shutdown().await;

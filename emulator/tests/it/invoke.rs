@@ -9,7 +9,10 @@ use aws_sdk_lambda::types::InvocationType;
 
 use crate::support::{self, create_function, zip_with};
 
-const TENANCY_MISMATCH: &str = "Tenant ID configuration not specified or passed to a function when tenant isolation is not enabled.";
+/// Recorded from AWS.
+const TENANT_MISSING: &str = "The invoked function is enabled with tenancy configuration. Add a valid tenant ID in your request and try again.";
+/// Unverified: the mirror of the recorded sentence.
+const TENANT_UNEXPECTED: &str = "The invoked function is not enabled with tenancy configuration. Remove the tenant ID from your request and try again.";
 
 async fn with_functions() -> (
     emulator::Emulator,
@@ -46,7 +49,7 @@ async fn unknown_functions_are_not_found() {
     assert!(error.is_resource_not_found_exception(), "{error:?}");
     assert_eq!(
         error.message(),
-        Some("Function not found: arn:aws:lambda:us-east-1:000000000000:function:nope")
+        Some("Function not found: arn:aws:lambda:us-east-1:000000000000:function:nope:$LATEST")
     );
 }
 
@@ -65,7 +68,7 @@ async fn tenancy_must_match_the_function() {
         missing.is_invalid_parameter_value_exception(),
         "{missing:?}"
     );
-    assert_eq!(missing.message(), Some(TENANCY_MISMATCH));
+    assert_eq!(missing.message(), Some(TENANT_MISSING));
 
     let unexpected = lambda
         .invoke()
@@ -80,7 +83,7 @@ async fn tenancy_must_match_the_function() {
         unexpected.is_invalid_parameter_value_exception(),
         "{unexpected:?}"
     );
-    assert_eq!(unexpected.message(), Some(TENANCY_MISMATCH));
+    assert_eq!(unexpected.message(), Some(TENANT_UNEXPECTED));
 }
 
 #[tokio::test]

@@ -2,8 +2,11 @@
 //! and `aws-sdk-cloudwatchlogs` clients over HTTP against an emulator on an ephemeral port.
 
 mod apigateway;
+mod boto3;
 mod cloudwatch_logs;
 mod dynamodb;
+mod dynamodb_items;
+mod fidelity;
 mod iam;
 mod invoke;
 mod invoke_probe;
