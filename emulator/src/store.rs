@@ -811,13 +811,16 @@ pub fn read_dynamodb_page(
     conn: &Connection,
     read: &PageRead,
 ) -> Result<(Vec<PageItem>, bool), StoreError> {
+    // Each `?` of a clause takes the next value and is numbered as it is pushed.
     fn push(sql: &mut String, args: &mut Vec<String>, clause: &str, values: &[&str]) {
-        let mut clause = clause.to_string();
-        for value in values {
-            args.push((*value).to_string());
-            clause = clause.replacen('?', &format!("?{}", args.len()), 1);
+        let mut values = values.iter();
+        for (i, part) in clause.split('?').enumerate() {
+            if i > 0 {
+                args.push(values.next().map_or_else(String::new, |v| (*v).to_string()));
+                sql.push_str(&format!("?{}", args.len()));
+            }
+            sql.push_str(part);
         }
-        sql.push_str(&clause);
     }
     let (mut sql, pk, sk, item_pk, item_sk) = match &read.index {
         None => (

@@ -1250,7 +1250,7 @@ fn assign(item: &mut Item, path: &Path, value: Value) -> Result<(), DynamoError>
         )
     };
     let (last, parents) = path.0.split_last().ok_or_else(bad_path)?;
-    let Some((Step::Name(first), middle)) = parents.split_first().map(|(f, m)| (f, m)) else {
+    let Some((Step::Name(first), middle)) = parents.split_first() else {
         return match last {
             Step::Name(name) => {
                 item.insert(name.clone(), value);

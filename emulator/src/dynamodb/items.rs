@@ -646,7 +646,7 @@ fn segments(segment: Option<i64>, total: Option<i64>) -> Result<Option<(u32, u32
             "The Segment parameter is required but was not present in the request when parameter TotalSegments is present",
         )),
         (Some(segment), Some(total)) => {
-            if total < 1 || total > 1_000_000 {
+            if !(1..=1_000_000).contains(&total) {
                 let constraint = if total < 1 {
                     "Member must have value greater than or equal to 1"
                 } else {

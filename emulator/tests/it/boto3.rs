@@ -56,7 +56,7 @@ ddb = boto3.resource(
     aws_secret_access_key="test",
 )
 table = ddb.create_table(
-    TableName="py",
+    TableName="py-check",
     KeySchema=[
         {"AttributeName": "pk", "KeyType": "HASH"},
         {"AttributeName": "sk", "KeyType": "RANGE"},
@@ -67,7 +67,7 @@ table = ddb.create_table(
     ],
     BillingMode="PAY_PER_REQUEST",
 )
-while ddb.meta.client.describe_table(TableName="py")["Table"]["TableStatus"] != "ACTIVE":
+while ddb.meta.client.describe_table(TableName="py-check")["Table"]["TableStatus"] != "ACTIVE":
     time.sleep(0.01)
 for sk in ["a", "b", "c", "d"]:
     table.put_item(Item={"pk": "TX", "sk": sk, "n": len(sk)})

@@ -257,7 +257,12 @@ async fn put_lines(
 async fn filter_patterns_time_windows_and_errors() {
     let (emulator, _dir) = support::start().await;
     let logs = logs_client(&emulator);
-    let base = 1_700_000_000_000;
+    // An hour ago, whole seconds: CloudWatch Logs takes events from the last 14 days only.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let base = (now - 3_600_000) / 1000 * 1000;
     let app_line = |tenant: &str, level: &str, n: u32| {
         json!({"level": level, "tenantId": tenant, "message": format!("looked up {n}"), "count": n})
             .to_string()

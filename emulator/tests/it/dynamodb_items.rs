@@ -147,6 +147,7 @@ async fn update_item_sets_removes_adds_and_deletes_and_returns_what_changed() {
             ("hits", n("41")),
             ("note", s("old")),
             ("tags", AttributeValue::Ss(vec!["a".into(), "b".into()])),
+            ("seen_by", AttributeValue::Ss(vec!["a".into(), "z".into()])),
         ],
     )
     .await;
@@ -156,7 +157,7 @@ async fn update_item_sets_removes_adds_and_deletes_and_returns_what_changed() {
         .key("pk", s("TX"))
         .key("sk", s("counter"))
         .update_expression(
-            "SET hits = hits + :one, #seen = if_not_exists(#seen, :now) REMOVE note ADD tags :c DELETE tags :a",
+            "SET hits = hits + :one, #seen = if_not_exists(#seen, :now) REMOVE note ADD tags :c DELETE seen_by :a",
         )
         .expression_attribute_names("#seen", "first_seen")
         .expression_attribute_values(":one", n("1"))
@@ -172,7 +173,8 @@ async fn update_item_sets_removes_adds_and_deletes_and_returns_what_changed() {
     assert_eq!(attributes["first_seen"], n("1700000000"));
     let mut tags = attributes["tags"].as_ss().unwrap().clone();
     tags.sort();
-    assert_eq!(tags, ["b", "c"]);
+    assert_eq!(tags, ["a", "b", "c"]);
+    assert_eq!(attributes["seen_by"], AttributeValue::Ss(vec!["z".into()]));
     assert!(
         !attributes.contains_key("pk"),
         "UPDATED_NEW holds only what changed"
@@ -564,6 +566,7 @@ async fn transactions_are_all_or_nothing_with_a_reason_per_action() {
         &[("pk", s("TX")), ("sk", s("balance")), ("amount", n("10"))],
     )
     .await;
+    put(&ddb, &[("pk", s("TX")), ("sk", s("account"))]).await;
     let transfer = |amount: &str| {
         ddb.transact_write_items()
             .transact_items(
@@ -599,8 +602,8 @@ async fn transactions_are_all_or_nothing_with_a_reason_per_action() {
                         ConditionCheck::builder()
                             .table_name(TABLE)
                             .key("pk", s("TX"))
-                            .key("sk", s("balance"))
-                            .condition_expression("attribute_exists(amount)")
+                            .key("sk", s("account"))
+                            .condition_expression("attribute_exists(pk)")
                             .build()
                             .unwrap(),
                     )
