@@ -1438,8 +1438,8 @@ fn render_decimal(value: i128, exponent: i32) -> String {
     }
 }
 
-/// Checks that an update left no empty set and did not change the key; the key attributes of
-/// the table and of its indexes are in `keys`.
+/// Refuses an update that names one of the table's key attributes (`key_attributes`); index
+/// keys may change, and move the item's index entries with them.
 pub fn check_updated_keys(actions: &[Action], key_attributes: &[&str]) -> Result<(), DynamoError> {
     for action in actions {
         let path = match action {

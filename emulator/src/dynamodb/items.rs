@@ -817,13 +817,27 @@ async fn read(app: &Arc<AppState>, body: &[u8], scan: bool) -> Result<String, Dy
             segment,
         };
         let (rows, more) = store::read_dynamodb_page(conn, &page)?;
+        let scanned = rows.len();
+        // The page's last item read, filtered out or not, is where the next page starts.
+        let last_key = match rows.last().filter(|_| more) {
+            Some(last) => {
+                let item = parse_item(&last.item, &name)?;
+                let mut key = table_schema.key_attributes(&item);
+                if let Some(index) = &index {
+                    key.extend(index.key_schema.key_attributes(&item));
+                }
+                Some(Value::Object(key))
+            }
+            None => None,
+        };
+        // Without an index, filter or projection the stored text is the answer, unparsed.
         let plain = index.is_none() && filter.is_none() && paths.is_none();
-        let mut items: Vec<String> = Vec::with_capacity(rows.len());
+        let mut items: Vec<String> = Vec::with_capacity(scanned);
         let mut bytes = 0;
-        for row in &rows {
+        for row in rows {
             bytes += row.size;
             if plain {
-                items.push(row.item.clone());
+                items.push(row.item);
                 continue;
             }
             let mut item = parse_item(&row.item, &name)?;
@@ -842,25 +856,25 @@ async fn read(app: &Arc<AppState>, body: &[u8], scan: bool) -> Result<String, Dy
             }
             items.push(Value::Object(item).to_string());
         }
-        let mut body = String::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 96);
+        let mut body =
+            String::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 96);
         body.push('{');
         if select != Select::Count {
             body.push_str("\"Items\":[");
-            body.push_str(&items.join(","));
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    body.push(',');
+                }
+                body.push_str(item);
+            }
             body.push_str("],");
         }
         body.push_str(&format!(
-            "\"Count\":{},\"ScannedCount\":{}",
-            items.len(),
-            rows.len()
+            "\"Count\":{},\"ScannedCount\":{scanned}",
+            items.len()
         ));
-        if let Some(last) = rows.last().filter(|_| more) {
-            let item = parse_item(&last.item, &name)?;
-            let mut key = table_schema.key_attributes(&item);
-            if let Some(index) = &index {
-                key.extend(index.key_schema.key_attributes(&item));
-            }
-            body.push_str(&format!(",\"LastEvaluatedKey\":{}", Value::Object(key)));
+        if let Some(key) = last_key {
+            body.push_str(&format!(",\"LastEvaluatedKey\":{key}"));
         }
         if let Some(c) = consumed(capacity, &name, read_units(bytes, consistent), index.as_ref()) {
             body.push_str(&format!(",\"ConsumedCapacity\":{c}"));
