@@ -188,7 +188,12 @@ fn built_binary(line: &str) -> Option<(String, PathBuf)> {
         .as_array()
         .is_some_and(|kinds| kinds.iter().any(|k| k == "bin"));
     let executable = message["executable"].as_str()?;
-    is_bin.then(|| (target["name"].as_str().unwrap_or_default().to_owned(), executable.into()))
+    is_bin.then(|| {
+        (
+            target["name"].as_str().unwrap_or_default().to_owned(),
+            executable.into(),
+        )
+    })
 }
 
 fn remove_package_env(command: &mut Command) {

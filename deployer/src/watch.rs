@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 use crate::apply::ApplyOptions;
 use crate::build::{StageBuild, build_stage};
 use crate::observe::{Actual, Clients};
-use crate::plan::{Action, ResourceKind};
 use crate::package::{Package, package_file};
+use crate::plan::{Action, ResourceKind};
 use crate::stack::{App, Stage};
 
 /// What to watch and where the code runs.
@@ -158,7 +158,8 @@ fn workspace_crates(root: &Path) -> Result<BTreeMap<String, Crate>, WatchError> 
         serde_json::from_slice(&output.stdout).map_err(|e| error(e.to_string()))?;
     let mut crates = BTreeMap::new();
     for package in metadata["packages"].as_array().into_iter().flatten() {
-        let (Some(name), Some(manifest)) = (package["name"].as_str(), package["manifest_path"].as_str())
+        let (Some(name), Some(manifest)) =
+            (package["name"].as_str(), package["manifest_path"].as_str())
         else {
             continue;
         };
@@ -403,7 +404,11 @@ async fn update(
         .await
         .map_err(|e| e.to_string())?;
     let mut updated = Vec::new();
-    for change in plan.changes.iter().filter(|c| c.action == Action::UpdateCode) {
+    for change in plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::UpdateCode)
+    {
         let Some(function) = spec
             .app
             .functions

@@ -73,7 +73,15 @@ fn app() -> App {
 }
 
 async fn answer(stage: &support::Stage, app: &App, tenant: &str) -> (String, u64) {
-    let answer = support::invoke(stage, app, "dev", "hello", Some(tenant), serde_json::json!({})).await;
+    let answer = support::invoke(
+        stage,
+        app,
+        "dev",
+        "hello",
+        Some(tenant),
+        serde_json::json!({}),
+    )
+    .await;
     (
         answer["version"].as_str().expect("a version").to_owned(),
         answer["pid"].as_u64().expect("a pid"),
@@ -126,9 +134,15 @@ async fn an_edit_reaches_every_tenant_and_a_broken_build_keeps_the_last_good_cod
         .await
         .expect("observe");
     let plan = deployer::plan(&desired, &actual);
-    deployer::apply(&stage.clients, &desired, &plan, &support::options(), &|_| {})
-        .await
-        .expect("deploy");
+    deployer::apply(
+        &stage.clients,
+        &desired,
+        &plan,
+        &support::options(),
+        &|_| {},
+    )
+    .await
+    .expect("deploy");
 
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -157,7 +171,10 @@ async fn an_edit_reaches_every_tenant_and_a_broken_build_keeps_the_last_good_cod
         let source = root.join("hello/src/main.rs");
         std::fs::write(&source, FUNCTION.replace("\"v1\"", "\"v2\"")).expect("edit");
         let rebuilt = next_event(&mut events, |e| {
-            matches!(e, WatchEvent::Rebuilt { .. } | WatchEvent::BuildFailed { .. })
+            matches!(
+                e,
+                WatchEvent::Rebuilt { .. } | WatchEvent::BuildFailed { .. }
+            )
         })
         .await;
         assert!(
@@ -172,9 +189,16 @@ async fn an_edit_reaches_every_tenant_and_a_broken_build_keeps_the_last_good_cod
             "every tenant runs the new code in a new environment of its own"
         );
 
-        std::fs::write(&source, FUNCTION.replace("fn main() {", "fn main() { not rust")).expect("edit");
+        std::fs::write(
+            &source,
+            FUNCTION.replace("fn main() {", "fn main() { not rust"),
+        )
+        .expect("edit");
         let failed = next_event(&mut events, |e| {
-            matches!(e, WatchEvent::Rebuilt { .. } | WatchEvent::BuildFailed { .. })
+            matches!(
+                e,
+                WatchEvent::Rebuilt { .. } | WatchEvent::BuildFailed { .. }
+            )
         })
         .await;
         assert!(matches!(failed, WatchEvent::BuildFailed { .. }), "{failed}");

@@ -1,6 +1,7 @@
 //! `cargo xtask bench emulator`: what a developer feels on the local emulator — cold start of a
 //! new tenant, warm latency, throughput, and what 1,000 tenants cost — printed as a table, with
-//! `cargo lambda watch` measured in the same run where the measure applies.
+//! `cargo lambda watch` measured in the same run where the measure applies. `cargo xtask bench
+//! watch`: from saving an edit to the first answer of the new code, for both watchers.
 //!
 //! It measures what users run: the emulator is the same executable, built in the same profile,
 //! that `cargo xtask deploy` starts, and the function is built as deploy builds it. Both servers
@@ -23,7 +24,13 @@ use crate::output::Progress;
 pub enum BenchCommand {
     /// Benchmark the emulator with the real `representatives` function
     Emulator(EmulatorBench),
+    /// Time from saving a change to a function's source to the first invoke answering with the
+    /// new code: `cargo xtask watch` beside `cargo lambda watch`, on the same edit
+    Watch(WatchBench),
 }
+
+#[derive(Debug, clap::Args)]
+pub struct WatchBench {}
 
 #[derive(Debug, clap::Args)]
 pub struct EmulatorBench {
@@ -48,6 +55,7 @@ pub struct EmulatorBench {
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Emulator(args) => emulator(args).await,
+        BenchCommand::Watch(_) => save_to_answer().await,
     }
 }
 
@@ -259,6 +267,65 @@ fn warm_latencies(
     Ok(samples)
 }
 
+/// A copy of `function` without tenant isolation, as `cargo lambda watch` runs it: invoked
+/// without a tenant id, the same binary answers the same short refusal there and here, so the
+/// warm rows compare the servers on identical function work.
+async fn shared_copy(
+    clients: &deployer::Clients,
+    function: &str,
+    zip: &[u8],
+) -> anyhow::Result<String> {
+    let name = format!("{function}-shared");
+    let got = clients
+        .lambda
+        .get_function()
+        .function_name(function)
+        .send()
+        .await
+        .context("GetFunction of the benchmarked function")?;
+    let config = got.configuration().context("a function configuration")?;
+    let mut create = clients
+        .lambda
+        .create_function()
+        .function_name(&name)
+        .set_runtime(config.runtime().cloned())
+        .set_handler(config.handler().map(str::to_owned))
+        .set_role(config.role().map(str::to_owned))
+        .set_memory_size(config.memory_size())
+        .set_timeout(config.timeout())
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip.to_vec()))
+                .build(),
+        );
+    if let Some(env) = config.environment().and_then(|e| e.variables()) {
+        create = create.environment(
+            aws_sdk_lambda::types::Environment::builder()
+                .set_variables(Some(env.clone()))
+                .build(),
+        );
+    }
+    create.send().await.context("CreateFunction of the shared copy")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let state = clients
+            .lambda
+            .get_function()
+            .function_name(&name)
+            .send()
+            .await?
+            .configuration()
+            .and_then(|c| c.state().cloned());
+        if state == Some(aws_sdk_lambda::types::State::Active) {
+            return Ok(name);
+        }
+        if Instant::now() > deadline {
+            bail!("the shared copy did not become active");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// What the `cargo lambda watch` column shows.
 struct WatchNumbers {
     warm: Vec<Duration>,
@@ -268,58 +335,17 @@ struct WatchNumbers {
 
 async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
     let app = xtask::stack::represent();
-    let stage = context::checked_stage(&app, "dev")?;
     let progress = Progress::new();
-    let packages = crate::deploy::build(&app, stage, &progress)?;
-
     // The emulator runs as its own process, started as `cargo xtask deploy` starts it (this
     // executable, `emulator serve`) and as `cargo lambda watch` runs.
     let state = context::target_dir().join("bench-emulator");
-    let _ = std::fs::remove_dir_all(&state);
-    std::fs::create_dir_all(&state)?;
-    let port = free_port()?;
     let exe = match &args.emulator_exe {
         Some(exe) => exe.clone(),
         None => std::env::current_exe().context("cannot find the xtask executable")?,
     };
-    let server = Command::new(&exe)
-        .args(["emulator", "serve", "--port", &port.to_string()])
-        .arg("--state-dir")
-        .arg(&state)
-        .args(["--max-environments", &args.max_environments.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(state.join("emulator.log"))?)
-        .spawn()
-        .context("cannot start the emulator")?;
-    let server = KillOnDrop(server);
+    let (server, port, clients, packages) =
+        bench_stage(&app, &progress, &state, &exe, args.max_environments).await?;
     let endpoint = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while crate::emulator_cmd::http_get(port, "/_emulator/health").is_none() {
-        if Instant::now() > deadline {
-            bail!(
-                "the emulator did not start; see {}",
-                state.join("emulator.log").display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let sdk = context::emulator_config(&endpoint).await;
-    let clients = deployer::Clients::new(&sdk);
-    let tenants = crate::seeds::tenant_files(&context::project_root())?;
-    let desired =
-        deployer::desired_with_seeds(&app, "dev", &packages, vec![crate::seeds::seed(&tenants)])
-            .map_err(|errors| anyhow::anyhow!("{errors}"))?;
-    let actual = deployer::observe_stage(&clients, &desired).await?;
-    let plan = deployer::plan(&desired, &actual);
-    deployer::apply(
-        &clients,
-        &desired,
-        &plan,
-        &deployer::ApplyOptions::default(),
-        &|m: &str| progress.step(m),
-    )
-    .await?;
     let function = deployer::function_name(&app.name, "dev", "representatives");
     let mut invoker = Invoker::new(port);
     let mut rows = Vec::new();
@@ -350,7 +376,12 @@ async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
     }
     let inits: Vec<(String, f64)> = status(&endpoint)?
         .into_iter()
-        .filter_map(|e| Some((e["tenant"].as_str()?.to_owned(), e["cold_start_ms"].as_f64()?)))
+        .filter_map(|e| {
+            Some((
+                e["tenant"].as_str()?.to_owned(),
+                e["cold_start_ms"].as_f64()?,
+            ))
+        })
         .collect();
     let mut beyond_init: Vec<Duration> = cold
         .iter()
@@ -385,11 +416,30 @@ async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
     ));
     let full = warm_latencies(&mut invoker, &function, Some("TX"), FULL_ANSWER, args.warm)?;
     let warm = warm_latencies(&mut invoker, &function, Some("TX"), SMALL_ANSWER, args.warm)?;
+    let zip = &packages
+        .get("representatives")
+        .context("the representatives package")?
+        .bytes;
+    let shared = shared_copy(&clients, &function, zip).await?;
+    let same = warm_latencies(&mut invoker, &shared, None, FULL_ANSWER, args.warm)?;
     for (label, p) in [("p50", 50.0), ("p99", 99.0), ("max", 100.0)] {
         rows.push(row(
-            &format!("warm invoke, small answer, {label} ({} invokes)", args.warm),
-            ms(percentile(&warm, p)),
+            &format!(
+                "warm invoke, same function and answer as watch, {label} ({} invokes)",
+                args.warm
+            ),
+            ms(percentile(&same, p)),
             watch.as_ref().map(|w| ms(percentile(&w.warm, p))),
+        ));
+    }
+    for (label, p) in [("p50", 50.0), ("p99", 99.0)] {
+        rows.push(row(
+            &format!(
+                "warm invoke, one tenant, small answer, {label} ({} invokes)",
+                args.warm
+            ),
+            ms(percentile(&warm, p)),
+            None,
         ));
     }
     for (label, p) in [("p50", 50.0), ("p99", 99.0)] {
@@ -632,4 +682,213 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Starts an emulator as `cargo xtask deploy` starts it, in its own state directory and on a
+/// free port, and deploys stage `dev` to it. Returns the process, its port and the packages.
+async fn bench_stage(
+    app: &deployer::stack::App,
+    progress: &Progress,
+    state: &Path,
+    exe: &Path,
+    max_environments: usize,
+) -> anyhow::Result<(
+    KillOnDrop,
+    u16,
+    deployer::Clients,
+    std::collections::BTreeMap<String, deployer::Package>,
+)> {
+    let stage = context::checked_stage(app, "dev")?;
+    let packages = crate::deploy::build(app, stage, progress)?;
+    let _ = std::fs::remove_dir_all(state);
+    std::fs::create_dir_all(state)?;
+    let port = free_port()?;
+    let server = Command::new(exe)
+        .args(["emulator", "serve", "--port", &port.to_string()])
+        .arg("--state-dir")
+        .arg(state)
+        .args(["--max-environments", &max_environments.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(state.join("emulator.log"))?)
+        .spawn()
+        .context("cannot start the emulator")?;
+    let server = KillOnDrop(server);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while crate::emulator_cmd::http_get(port, "/_emulator/health").is_none() {
+        if Instant::now() > deadline {
+            bail!(
+                "the emulator did not start; see {}",
+                state.join("emulator.log").display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sdk = context::emulator_config(&format!("http://127.0.0.1:{port}")).await;
+    let clients = deployer::Clients::new(&sdk);
+    let tenants = crate::seeds::tenant_files(&context::project_root())?;
+    let desired =
+        deployer::desired_with_seeds(app, "dev", &packages, vec![crate::seeds::seed(&tenants)])
+            .map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    let actual = deployer::observe_stage(&clients, &desired).await?;
+    let plan = deployer::plan(&desired, &actual);
+    deployer::apply(
+        &clients,
+        &desired,
+        &plan,
+        &deployer::ApplyOptions::default(),
+        &|m: &str| progress.step(m),
+    )
+    .await?;
+    Ok((server, port, clients, packages))
+}
+
+/// The edit both watchers see: the shared library's tenant check words its two refusals
+/// differently, so the answer shows which code ran (with a tenant id the emulator needs, an
+/// unknown one; without, as `cargo lambda watch` invokes).
+const EDITED_FILE: &str = "functions/represent/src/handler.rs";
+const EDITS: [(&str, &str); 2] = [
+    ("\"no tenant id: every", "\"no tenant id (edited): every"),
+    ("\"unknown tenant `", "\"unknown tenant (edited) `"),
+];
+
+/// Puts the source file back as it was, whatever happens to the benchmark.
+struct Restore {
+    path: PathBuf,
+    original: String,
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.path, &self.original);
+    }
+}
+
+/// Saves the edit and invokes until an answer carries it; returns the time from the save.
+fn edit_and_wait(
+    restore: &Restore,
+    invoker: &mut Invoker,
+    function: &str,
+    tenant: Option<&str>,
+) -> anyhow::Result<Duration> {
+    let mut edited = restore.original.clone();
+    for (from, to) in EDITS {
+        anyhow::ensure!(edited.contains(from), "{EDITED_FILE} no longer contains {from}");
+        edited = edited.replace(from, to);
+    }
+    let started = Instant::now();
+    std::fs::write(&restore.path, edited)?;
+    let deadline = started + Duration::from_secs(900);
+    loop {
+        if let Ok((_, body)) = invoker.invoke(function, tenant, FULL_ANSWER)
+            && String::from_utf8_lossy(&body).contains("(edited)")
+        {
+            return Ok(started.elapsed());
+        }
+        if Instant::now() > deadline {
+            bail!("no answer with the edited code within 15 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until the answers no longer carry the edit (the file was put back and rebuilt).
+fn wait_for_original(
+    invoker: &mut Invoker,
+    function: &str,
+    tenant: Option<&str>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(900);
+    while Instant::now() < deadline {
+        if let Ok((_, body)) = invoker.invoke(function, tenant, FULL_ANSWER)
+            && !String::from_utf8_lossy(&body).contains("(edited)")
+        {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("the original code did not come back within 15 minutes")
+}
+
+async fn save_to_answer() -> anyhow::Result<()> {
+    let root = context::project_root();
+    let app = xtask::stack::represent();
+    let stage = context::checked_stage(&app, "dev")?;
+    let progress = Progress::new();
+    let path = root.join(EDITED_FILE);
+    let original = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+
+    // `cargo xtask watch`: the same watch, on an emulator of its own.
+    let state = context::target_dir().join("bench-watch");
+    let exe = std::env::current_exe().context("cannot find the xtask executable")?;
+    let (server, port, clients, deployed) = bench_stage(&app, &progress, &state, &exe, 64).await?;
+    let function = deployer::function_name(&app.name, "dev", "representatives");
+    let mut invoker = Invoker::new(port);
+    invoker.timed(&function, Some("bench-unknown"), FULL_ANSWER)?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let ready_tx = std::sync::Mutex::new(ready_tx);
+    let spec = deployer::watch::WatchSpec {
+        workspace_root: &root,
+        app: &app,
+        stage,
+        unify_with: vec![env!("CARGO_PKG_NAME").to_string()],
+        deployed,
+        debounce: Duration::from_millis(50),
+    };
+    let on_event = move |event: &deployer::watch::WatchEvent| {
+        progress.step(&event.to_string());
+        if let Ok(tx) = ready_tx.lock() {
+            let _ = tx.send(());
+        }
+    };
+    let watching = deployer::watch::watch(&clients, spec, &on_event, async {
+        let _ = stop_rx.await;
+    });
+    let measuring = async {
+        let result = tokio::task::spawn_blocking(move || {
+            ready_rx
+                .recv_timeout(Duration::from_secs(60))
+                .context("the watch did not start")?;
+            let restore = Restore {
+                path: path.clone(),
+                original: original.clone(),
+            };
+            let took = edit_and_wait(&restore, &mut invoker, &function, Some("bench-unknown"))?;
+            drop(restore);
+            wait_for_original(&mut invoker, &function, Some("bench-unknown"))?;
+            anyhow::Ok((took, path, original))
+        })
+        .await;
+        let _ = stop_tx.send(());
+        result
+    };
+    let (watched, measured) = tokio::join!(watching, measuring);
+    watched?;
+    let (xtask_took, path, original) = measured??;
+    drop(server);
+
+    // `cargo lambda watch` on the same edit, alone on the machine's cores.
+    let port = free_port()?;
+    let watch = start_watch(port)?;
+    let mut invoker = Invoker::new(port);
+    Progress::new().step("waiting for cargo lambda watch to build and answer");
+    wait_for_watch(&mut invoker)?;
+    let restore = Restore { path, original };
+    let watch_took = edit_and_wait(&restore, &mut invoker, "representatives", None)?;
+    drop(restore);
+    drop(watch);
+
+    println!(
+        "{:<58}  {:>16}  {:>18}",
+        "measure", "cargo xtask watch", "cargo lambda watch"
+    );
+    println!(
+        "{:<58}  {:>16}  {:>18}",
+        format!("save to first answer of the new code ({EDITED_FILE})"),
+        format!("{:.2} s", xtask_took.as_secs_f64()),
+        format!("{:.2} s", watch_took.as_secs_f64()),
+    );
+    Ok(())
 }

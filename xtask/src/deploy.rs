@@ -195,7 +195,10 @@ pub fn build(
     progress: &Progress,
 ) -> anyhow::Result<BTreeMap<String, Package>> {
     let root = context::project_root();
-    progress.step(&format!("building the functions for stage `{}`", stage.name));
+    progress.step(&format!(
+        "building the functions for stage `{}`",
+        stage.name
+    ));
     let request = deployer::build::StageBuild {
         workspace_root: &root,
         unify_with: vec![env!("CARGO_PKG_NAME").to_string()],

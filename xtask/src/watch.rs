@@ -52,12 +52,6 @@ async fn watch(
     let stop = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    deployer::watch::watch(
-        &target.clients,
-        spec,
-        &|event| println!("{event}"),
-        stop,
-    )
-    .await?;
+    deployer::watch::watch(&target.clients, spec, &|event| println!("{event}"), stop).await?;
     Ok(())
 }
