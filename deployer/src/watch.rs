@@ -44,6 +44,9 @@ pub enum WatchEvent {
         functions: Vec<String>,
         updated: Vec<String>,
         took: Duration,
+        /// When cargo was done, and when the packages were, since the save was seen.
+        compiled: Duration,
+        packaged: Duration,
     },
     /// The build failed (cargo showed why); the last good code keeps serving.
     BuildFailed {
@@ -72,17 +75,26 @@ impl std::fmt::Display for WatchEvent {
                 functions,
                 updated,
                 took,
+                ..
             } if updated.is_empty() => write!(
                 f,
                 "rebuilt {} in {}: the code is unchanged, nothing updated",
                 functions.join(", "),
                 secs(took)
             ),
-            WatchEvent::Rebuilt { updated, took, .. } => write!(
+            WatchEvent::Rebuilt {
+                updated,
+                took,
+                compiled,
+                packaged,
+                ..
+            } => write!(
                 f,
-                "rebuilt and updated {} in {}: new invokes run the new code",
+                "rebuilt and updated {} in {} (compiled {}, zipped {}): new invokes run the new code",
                 updated.join(", "),
-                secs(took)
+                secs(took),
+                secs(compiled),
+                secs(packaged),
             ),
             WatchEvent::BuildFailed {
                 functions,
@@ -327,19 +339,33 @@ pub async fn watch(
                 ..request
             };
             let binaries = build_stage(&app, &stage, &request).map_err(|e| e.to_string())?;
-            binaries
-                .into_iter()
-                .map(|(bin, path)| {
-                    package_file(&path)
-                        .map(|package| (bin, package))
-                        .map_err(|e| e.to_string())
-                })
-                .collect::<Result<Vec<_>, String>>()
+            let compiled = started.elapsed();
+            // Debug binaries are tens of megabytes: zipping them one per core halves the wait.
+            let packages = std::thread::scope(|scope| {
+                let zipping: Vec<_> = binaries
+                    .into_iter()
+                    .map(|(bin, path)| {
+                        scope.spawn(move || {
+                            package_file(&path)
+                                .map(|package| (bin, package))
+                                .map_err(|e| e.to_string())
+                        })
+                    })
+                    .collect();
+                zipping
+                    .into_iter()
+                    .map(|z| {
+                        z.join()
+                            .unwrap_or_else(|_| Err("zipping panicked".to_owned()))
+                    })
+                    .collect::<Result<Vec<_>, String>>()
+            })?;
+            Ok((compiled, started.elapsed(), packages))
         })
         .await
         .unwrap_or_else(|e| Err(format!("the build task failed: {e}")));
-        let packages = match built {
-            Ok(packages) => packages,
+        let (compiled, packaged, packages) = match built {
+            Ok(built) => built,
             Err(error) => {
                 on_event(&WatchEvent::BuildFailed {
                     functions,
@@ -358,6 +384,8 @@ pub async fn watch(
                     functions,
                     updated,
                     took: started.elapsed(),
+                    compiled,
+                    packaged,
                 });
             }
             Err(error) => on_event(&WatchEvent::UpdateFailed {

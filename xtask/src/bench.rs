@@ -305,7 +305,10 @@ async fn shared_copy(
                 .build(),
         );
     }
-    create.send().await.context("CreateFunction of the shared copy")?;
+    create
+        .send()
+        .await
+        .context("CreateFunction of the shared copy")?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let state = clients
@@ -773,7 +776,10 @@ fn edit_and_wait(
 ) -> anyhow::Result<Duration> {
     let mut edited = restore.original.clone();
     for (from, to) in EDITS {
-        anyhow::ensure!(edited.contains(from), "{EDITED_FILE} no longer contains {from}");
+        anyhow::ensure!(
+            edited.contains(from),
+            "{EDITED_FILE} no longer contains {from}"
+        );
         edited = edited.replace(from, to);
     }
     let started = Instant::now();

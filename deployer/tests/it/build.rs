@@ -104,7 +104,10 @@ fn emulator_stages_build_host_functions_with_cargo_and_the_rest_with_cargo_lambd
         builds,
         BTreeMap::from([
             (BuildKind::Host, BTreeSet::from([pair("orders")])),
-            (BuildKind::CargoLambda(other), BTreeSet::from([pair("images")])),
+            (
+                BuildKind::CargoLambda(other),
+                BTreeSet::from([pair("images")])
+            ),
         ])
     );
 }
