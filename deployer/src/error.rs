@@ -224,9 +224,11 @@ pub enum PackageError {
     },
 }
 
-/// The cargo-lambda build failed.
+/// Building the functions failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    #[error(transparent)]
+    Tool(#[from] crate::tools::ToolError),
     #[error("no cargo-lambda command was given; the caller must locate cargo-lambda first")]
     NoCommand,
     #[error("failed to start `{command}`")]

@@ -2,11 +2,11 @@
 //! planned and applied through the AWS SDK.
 //!
 //! The pipeline, in order: [`stack`] (the app as typed Rust, [`stack::validate`]), [`build`]
-//! (one cargo-lambda run), [`package`] (reproducible zips), [`desired`] (stack + stage +
+//! (`cargo build` for the emulator, one cargo-lambda run per architecture for AWS), [`package`] (reproducible zips), [`desired`] (stack + stage +
 //! packages + tenant [`seed`]s), [`observe`] (read AWS), [`plan`] (pure diff), [`apply`] (the
 //! only mutating code). [`table`] and [`seed`] hold the types and pure diffs of DynamoDB tables
 //! and of the tenant data seeded into them; [`rest_api`] those of the API Gateway REST APIs in
-//! front of the functions.
+//! front of the functions. [`watch`] rebuilds and updates the functions whose crates change.
 
 pub mod apply;
 pub mod build;
@@ -25,6 +25,7 @@ pub mod stack;
 pub mod table;
 pub mod tenant;
 pub mod tools;
+pub mod watch;
 
 pub use apply::{ApplyOptions, ApplyReport, apply, destroy};
 pub use build::{BuildRequest, build};

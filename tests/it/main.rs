@@ -1,5 +1,6 @@
-//! The whole product on the local emulator: the Represent stack built by cargo-lambda, deployed
+//! The whole product on the local emulator: the Represent stack built as deploy builds it, deployed
 //! by the deployer's real SDK clients, invoked per tenant, redeployed, replaced and destroyed.
 
 mod deploy;
 mod support;
+mod watch;

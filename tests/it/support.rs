@@ -1,4 +1,4 @@
-//! Shared fixtures: the functions built once with cargo-lambda, an emulator on an ephemeral port,
+//! Shared fixtures: the functions built once as deploy builds them, an emulator on an ephemeral port,
 //! and a deploy helper that runs observe -> plan -> apply like `cargo xtask deploy`.
 
 use std::collections::BTreeMap;
@@ -11,7 +11,7 @@ use deployer::apply::{ApplyOptions, ApplyReport};
 use deployer::observe::Clients;
 use deployer::package::Package;
 use deployer::plan::Plan;
-use deployer::stack::{App, Architecture};
+use deployer::stack::App;
 
 pub fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -20,23 +20,20 @@ pub fn project_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The stack's function binaries, built once per test run with the same single cargo-lambda
-/// invocation `cargo xtask deploy` uses (installing cargo-lambda into `.tools/` if needed).
+/// The stack's function binaries, built once per test run as `cargo xtask deploy` builds them
+/// for stage `dev`.
 pub fn bootstraps() -> &'static BTreeMap<String, PathBuf> {
     static BUILT: OnceLock<BTreeMap<String, PathBuf>> = OnceLock::new();
     BUILT.get_or_init(|| {
         let root = project_root();
-        let tool = deployer::tools::cargo_lambda(&root).expect("cargo-lambda is available");
         let app = xtask::stack::represent();
-        let packages = app.functions.iter().map(|f| f.package.clone()).collect();
-        let request = deployer::build::BuildRequest {
+        let dev = app.find_stage("dev").expect("a dev stage");
+        let request = deployer::build::StageBuild {
             workspace_root: &root,
-            cargo_lambda: &tool.command,
-            packages,
-            architecture: Architecture::host(),
-            envs: vec![("PATH".into(), tool.path_env())],
+            unify_with: vec!["xtask".to_string()],
+            only: None,
         };
-        deployer::build::build(&request).expect("cargo lambda build succeeds")
+        deployer::build::build_stage(&app, dev, &request).expect("the functions build")
     })
 }
 

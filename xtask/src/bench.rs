@@ -1,14 +1,21 @@
 //! `cargo xtask bench emulator`: what a developer feels on the local emulator — cold start of a
 //! new tenant, warm latency, throughput, and what 1,000 tenants cost — printed as a table, with
-//! `cargo lambda watch` measured in the same run where the measure applies.
+//! `cargo lambda watch` measured in the same run where the measure applies. `cargo xtask bench
+//! watch`: from saving an edit to the first answer of the new code, for both watchers.
+//!
+//! It measures what users run: the emulator is the same executable, built in the same profile,
+//! that `cargo xtask deploy` starts, and the function is built as deploy builds it. Both servers
+//! are driven by one small keep-alive HTTP/1.1 client of the Invoke API, so the numbers are the
+//! servers' own and not an SDK's (signing, retries, its async runtime).
 
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use aws_sdk_lambda::primitives::Blob;
 
 use crate::context;
 use crate::output::Progress;
@@ -17,7 +24,13 @@ use crate::output::Progress;
 pub enum BenchCommand {
     /// Benchmark the emulator with the real `representatives` function
     Emulator(EmulatorBench),
+    /// Time from saving a change to a function's source to the first invoke answering with the
+    /// new code: `cargo xtask watch` beside `cargo lambda watch`, on the same edit
+    Watch(WatchBench),
 }
+
+#[derive(Debug, clap::Args)]
+pub struct WatchBench {}
 
 #[derive(Debug, clap::Args)]
 pub struct EmulatorBench {
@@ -33,43 +46,17 @@ pub struct EmulatorBench {
     /// Skip the `cargo lambda watch` comparison (it compiles the function once more)
     #[arg(long)]
     pub no_watch: bool,
+    /// Run the emulator from another xtask executable (to compare two builds); by default it is
+    /// this one, which is what `cargo xtask deploy` starts
+    #[arg(long, value_name = "PATH", hide = true)]
+    pub emulator_exe: Option<PathBuf>,
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
-    if cfg!(debug_assertions) {
-        return rerun_optimised();
-    }
     match command {
         BenchCommand::Emulator(args) => emulator(args).await,
+        BenchCommand::Watch(_) => save_to_answer().await,
     }
-}
-
-/// Numbers from a debug build measure the debug build: the benchmark rebuilds xtask with
-/// optimisations (once; later runs reuse it) and runs itself again from there.
-fn rerun_optimised() -> anyhow::Result<()> {
-    let root = context::project_root();
-    eprintln!("benchmarks measure optimised code: building xtask in release mode first");
-    // A target directory of its own: an optimised build of the whole SDK takes minutes, and
-    // must neither wait for nor hold up the everyday debug builds.
-    let target = context::target_dir().join("bench");
-    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-        .args(["build", "--release", "--package", "xtask"])
-        .env("CARGO_TARGET_DIR", &target)
-        .current_dir(&root)
-        .status()
-        .context("cannot run cargo")?;
-    if !status.success() {
-        bail!("building xtask in release mode failed ({status})");
-    }
-    let release = target.join("release").join("xtask");
-    let status = Command::new(&release)
-        .args(std::env::args_os().skip(1))
-        .status()
-        .with_context(|| format!("cannot run {}", release.display()))?;
-    if !status.success() {
-        bail!("the benchmark failed ({status})");
-    }
-    Ok(())
 }
 
 struct Row {
@@ -104,146 +91,274 @@ const FULL_ANSWER: &[u8] = b"{}";
 /// `cargo lambda watch` answers without a tenant id.
 const SMALL_ANSWER: &[u8] = br#"{"path": "/bench"}"#;
 
-async fn timed_invoke(
-    lambda: &aws_sdk_lambda::Client,
-    function: &str,
-    tenant: Option<&str>,
-) -> anyhow::Result<Duration> {
-    timed_invoke_with(lambda, function, tenant, FULL_ANSWER).await
+/// A keep-alive HTTP/1.1 client of Lambda's Invoke API on a loopback port.
+struct Invoker {
+    port: u16,
+    connection: Option<BufReader<TcpStream>>,
 }
 
-async fn timed_invoke_with(
-    lambda: &aws_sdk_lambda::Client,
-    function: &str,
-    tenant: Option<&str>,
-    payload: &'static [u8],
-) -> anyhow::Result<Duration> {
-    let started = Instant::now();
-    let output = lambda
-        .invoke()
-        .function_name(function)
-        .set_tenant_id(tenant.map(str::to_string))
-        .payload(Blob::new(payload))
-        .send()
-        .await
-        .with_context(|| format!("invoke {function} as {tenant:?}"))?;
-    let elapsed = started.elapsed();
-    if output.status_code() != 200 {
-        bail!("invoke answered {}", output.status_code());
+/// Status and body of one answer, and whether the server closes the connection after it.
+struct Answer {
+    status: u16,
+    body: Vec<u8>,
+    close: bool,
+}
+
+impl Invoker {
+    fn new(port: u16) -> Self {
+        Invoker {
+            port,
+            connection: None,
+        }
     }
-    Ok(elapsed)
+
+    /// Invokes `function` and returns the answer's status and body.
+    fn invoke(
+        &mut self,
+        function: &str,
+        tenant: Option<&str>,
+        payload: &[u8],
+    ) -> anyhow::Result<(u16, Vec<u8>)> {
+        let mut request = format!(
+            "POST /2015-03-31/functions/{function}/invocations HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n",
+            self.port,
+            payload.len()
+        );
+        if let Some(tenant) = tenant {
+            request.push_str(&format!("X-Amz-Tenant-Id: {tenant}\r\n"));
+        }
+        request.push_str("\r\n");
+        let mut request = request.into_bytes();
+        request.extend_from_slice(payload);
+        // A kept-alive connection the server already closed fails once; a new one must not.
+        for attempt in 0..2 {
+            let reused = self.connection.is_some();
+            let connection = match &mut self.connection {
+                Some(connection) => connection,
+                None => {
+                    let stream = TcpStream::connect(("127.0.0.1", self.port))
+                        .with_context(|| format!("cannot connect to 127.0.0.1:{}", self.port))?;
+                    stream.set_nodelay(true)?;
+                    stream.set_read_timeout(Some(Duration::from_secs(900)))?;
+                    self.connection.insert(BufReader::new(stream))
+                }
+            };
+            match round_trip(connection, &request) {
+                Ok(answer) => {
+                    if answer.close {
+                        self.connection = None;
+                    }
+                    return Ok((answer.status, answer.body));
+                }
+                Err(error) => {
+                    self.connection = None;
+                    if !reused || attempt == 1 {
+                        return Err(error).context(format!("invoke {function} as {tenant:?}"));
+                    }
+                }
+            }
+        }
+        unreachable!("the second attempt returns")
+    }
+
+    /// Invokes and times one invoke that must answer 200.
+    fn timed(
+        &mut self,
+        function: &str,
+        tenant: Option<&str>,
+        payload: &[u8],
+    ) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        let (status, body) = self.invoke(function, tenant, payload)?;
+        let elapsed = started.elapsed();
+        if status != 200 {
+            bail!(
+                "invoke of {function} as {tenant:?} answered {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        Ok(elapsed)
+    }
 }
 
-async fn warm_latencies(
-    lambda: &aws_sdk_lambda::Client,
+fn round_trip(connection: &mut BufReader<TcpStream>, request: &[u8]) -> anyhow::Result<Answer> {
+    connection.get_mut().write_all(request)?;
+    let mut line = String::new();
+    if connection.read_line(&mut line)? == 0 {
+        bail!("the server closed the connection");
+    }
+    let status = line
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("not an HTTP status line: {line:?}"))?;
+    let (mut length, mut chunked, mut close) = (None, false, false);
+    loop {
+        line.clear();
+        connection.read_line(&mut line)?;
+        let header = line.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            let value = value.trim();
+            match name.trim().to_ascii_lowercase().as_str() {
+                "content-length" => length = value.parse::<usize>().ok(),
+                "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+                "connection" => close = value.eq_ignore_ascii_case("close"),
+                _ => {}
+            }
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            line.clear();
+            connection.read_line(&mut line)?;
+            let size = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
+                .with_context(|| format!("not a chunk size: {line:?}"))?;
+            if size == 0 {
+                // Trailers, then the empty line that ends the message.
+                loop {
+                    line.clear();
+                    if connection.read_line(&mut line)? == 0 || line.trim_end().is_empty() {
+                        break;
+                    }
+                }
+                break;
+            }
+            let start = body.len();
+            body.resize(start + size, 0);
+            connection.read_exact(&mut body[start..])?;
+            line.clear();
+            connection.read_line(&mut line)?;
+        }
+    } else if let Some(length) = length {
+        body.resize(length, 0);
+        connection.read_exact(&mut body)?;
+    } else {
+        connection.read_to_end(&mut body)?;
+        close = true;
+    }
+    Ok(Answer {
+        status,
+        body,
+        close,
+    })
+}
+
+/// `count` warm invokes after 50 unmeasured ones, sorted.
+fn warm_latencies(
+    invoker: &mut Invoker,
     function: &str,
     tenant: Option<&str>,
-    payload: &'static [u8],
+    payload: &[u8],
     count: usize,
 ) -> anyhow::Result<Vec<Duration>> {
     for _ in 0..50 {
-        timed_invoke_with(lambda, function, tenant, payload).await?;
+        invoker.timed(function, tenant, payload)?;
     }
     let mut samples = Vec::with_capacity(count);
     for _ in 0..count {
-        samples.push(timed_invoke_with(lambda, function, tenant, payload).await?);
+        samples.push(invoker.timed(function, tenant, payload)?);
     }
     samples.sort();
     Ok(samples)
 }
 
-async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
-    let app = xtask::stack::represent();
-    let stage = context::checked_stage(&app, "dev")?;
-    let progress = Progress::new();
-    let packages = crate::deploy::build(&app, stage, &progress)?;
-
-    // The emulator runs as its own process, as `cargo xtask deploy` runs it and as
-    // `cargo lambda watch` runs: measuring it inside this process would share one async runtime
-    // between the client and the server.
-    let state = context::target_dir().join("bench-emulator");
-    let _ = std::fs::remove_dir_all(&state);
-    std::fs::create_dir_all(&state)?;
-    let port = free_port()?;
-    let exe = std::env::current_exe().context("cannot find the xtask executable")?;
-    let server = Command::new(exe)
-        .args(["emulator", "serve", "--port", &port.to_string()])
-        .arg("--state-dir")
-        .arg(&state)
-        .args(["--max-environments", &args.max_environments.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(state.join("emulator.log"))?)
-        .spawn()
-        .context("cannot start the emulator")?;
-    let server = KillOnDrop(server);
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while crate::emulator_cmd::http_get(port, "/_emulator/health").is_none() {
+/// A copy of `function` without tenant isolation, as `cargo lambda watch` runs it: invoked
+/// without a tenant id, the same binary answers the same short refusal there and here, so the
+/// warm rows compare the servers on identical function work.
+async fn shared_copy(
+    clients: &deployer::Clients,
+    function: &str,
+    zip: &[u8],
+) -> anyhow::Result<String> {
+    let name = format!("{function}-shared");
+    let got = clients
+        .lambda
+        .get_function()
+        .function_name(function)
+        .send()
+        .await
+        .context("GetFunction of the benchmarked function")?;
+    let config = got.configuration().context("a function configuration")?;
+    let mut create = clients
+        .lambda
+        .create_function()
+        .function_name(&name)
+        .set_runtime(config.runtime().cloned())
+        .set_handler(config.handler().map(str::to_owned))
+        .set_role(config.role().map(str::to_owned))
+        .set_memory_size(config.memory_size())
+        .set_timeout(config.timeout())
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip.to_vec()))
+                .build(),
+        );
+    if let Some(env) = config.environment().and_then(|e| e.variables()) {
+        create = create.environment(
+            aws_sdk_lambda::types::Environment::builder()
+                .set_variables(Some(env.clone()))
+                .build(),
+        );
+    }
+    create
+        .send()
+        .await
+        .context("CreateFunction of the shared copy")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let state = clients
+            .lambda
+            .get_function()
+            .function_name(&name)
+            .send()
+            .await?
+            .configuration()
+            .and_then(|c| c.state().cloned());
+        if state == Some(aws_sdk_lambda::types::State::Active) {
+            return Ok(name);
+        }
         if Instant::now() > deadline {
-            bail!(
-                "the emulator did not start; see {}",
-                state.join("emulator.log").display()
-            );
+            bail!("the shared copy did not become active");
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let sdk = context::emulator_config(&endpoint).await;
-    let clients = deployer::Clients::new(&sdk);
-    let tenants = crate::seeds::tenant_files(&context::project_root())?;
-    let desired =
-        deployer::desired_with_seeds(&app, "dev", &packages, vec![crate::seeds::seed(&tenants)])
-            .map_err(|errors| anyhow::anyhow!("{errors}"))?;
-    let actual = deployer::observe_stage(&clients, &desired).await?;
-    let plan = deployer::plan(&desired, &actual);
-    deployer::apply(
-        &clients,
-        &desired,
-        &plan,
-        &deployer::ApplyOptions::default(),
-        &|m: &str| progress.step(m),
-    )
-    .await?;
+}
+
+/// What the `cargo lambda watch` column shows.
+struct WatchNumbers {
+    warm: Vec<Duration>,
+    /// The first invoke after a restart of `cargo lambda watch` with everything built.
+    cold: Duration,
+}
+
+async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
+    let app = xtask::stack::represent();
+    let progress = Progress::new();
+    // The emulator runs as its own process, started as `cargo xtask deploy` starts it (this
+    // executable, `emulator serve`) and as `cargo lambda watch` runs.
+    let state = context::target_dir().join("bench-emulator");
+    let exe = match &args.emulator_exe {
+        Some(exe) => exe.clone(),
+        None => std::env::current_exe().context("cannot find the xtask executable")?,
+    };
+    let (server, port, clients, packages) =
+        bench_stage(&app, &progress, &state, &exe, args.max_environments).await?;
+    let endpoint = format!("http://127.0.0.1:{port}");
     let function = deployer::function_name(&app.name, "dev", "representatives");
-    let lambda = &clients.lambda;
+    let mut invoker = Invoker::new(port);
     let mut rows = Vec::new();
-
-    progress.step("cold starts: first invoke of 20 new tenants");
-    let mut cold = Vec::new();
-    for i in 0..20 {
-        cold.push(timed_invoke(lambda, &function, Some(&format!("cold-{i}"))).await?);
-    }
-    cold.sort();
-    let init: Vec<f64> = status(&endpoint)?
-        .into_iter()
-        .filter(|e| e["tenant"].as_str().is_some_and(|t| t.starts_with("cold-")))
-        .filter_map(|e| e["cold_start_ms"].as_f64())
-        .collect();
-    let init_p50 = median(init);
-    rows.push(row(
-        "cold start: first invoke of a tenant, p50",
-        ms(percentile(&cold, 50.0)),
-        None,
-    ));
-    rows.push(row(
-        "cold start: process start to ready (emulator-measured), p50",
-        format!("{init_p50:.3} ms"),
-        None,
-    ));
-
-    progress.step(&format!(
-        "warm latency: {} invokes of one tenant",
-        args.warm
-    ));
-    let full = warm_latencies(lambda, &function, Some("TX"), FULL_ANSWER, args.warm).await?;
-    let warm = warm_latencies(lambda, &function, Some("TX"), SMALL_ANSWER, args.warm).await?;
 
     let watch = if args.no_watch {
         None
     } else {
         progress.step("cargo lambda watch: building and measuring the same function");
-        match watch_latencies(&progress, args.warm).await {
-            Ok(samples) => Some(samples),
+        match watch_numbers(&progress, args.warm) {
+            Ok(numbers) => Some(numbers),
             Err(error) => {
                 progress.step(&format!(
                     "cargo lambda watch could not be measured: {error:#}"
@@ -252,11 +367,82 @@ async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
             }
         }
     };
+
+    progress.step("cold starts: first invoke of 20 new tenants");
+    let mut cold = Vec::new();
+    for i in 0..20 {
+        let tenant = format!("cold-{i}");
+        cold.push((
+            tenant.clone(),
+            invoker.timed(&function, Some(&tenant), FULL_ANSWER)?,
+        ));
+    }
+    let inits: Vec<(String, f64)> = status(&endpoint)?
+        .into_iter()
+        .filter_map(|e| {
+            Some((
+                e["tenant"].as_str()?.to_owned(),
+                e["cold_start_ms"].as_f64()?,
+            ))
+        })
+        .collect();
+    let mut beyond_init: Vec<Duration> = cold
+        .iter()
+        .filter_map(|(tenant, took)| {
+            let init = inits.iter().find(|(t, _)| t == tenant)?.1;
+            Some(took.saturating_sub(Duration::from_secs_f64(init / 1000.0)))
+        })
+        .collect();
+    beyond_init.sort();
+    let mut cold: Vec<Duration> = cold.into_iter().map(|(_, took)| took).collect();
+    cold.sort();
+    let init_p50 = median(inits.iter().map(|(_, init)| *init).collect());
+    rows.push(row(
+        "cold start: first invoke of a new tenant, p50",
+        ms(percentile(&cold, 50.0)),
+        watch.as_ref().map(|w| ms(w.cold)),
+    ));
+    rows.push(row(
+        "cold start: function init (process start to ready), p50",
+        format!("{init_p50:.3} ms"),
+        None,
+    ));
+    rows.push(row(
+        "cold start: beyond the function's init, p50",
+        ms(percentile(&beyond_init, 50.0)),
+        None,
+    ));
+
+    progress.step(&format!(
+        "warm latency: {} invokes of one tenant",
+        args.warm
+    ));
+    let full = warm_latencies(&mut invoker, &function, Some("TX"), FULL_ANSWER, args.warm)?;
+    let warm = warm_latencies(&mut invoker, &function, Some("TX"), SMALL_ANSWER, args.warm)?;
+    let zip = &packages
+        .get("representatives")
+        .context("the representatives package")?
+        .bytes;
+    let shared = shared_copy(&clients, &function, zip).await?;
+    let same = warm_latencies(&mut invoker, &shared, None, FULL_ANSWER, args.warm)?;
     for (label, p) in [("p50", 50.0), ("p99", 99.0), ("max", 100.0)] {
         rows.push(row(
-            &format!("warm invoke, small answer, {label} ({} invokes)", args.warm),
+            &format!(
+                "warm invoke, same function and answer as watch, {label} ({} invokes)",
+                args.warm
+            ),
+            ms(percentile(&same, p)),
+            watch.as_ref().map(|w| ms(percentile(&w.warm, p))),
+        ));
+    }
+    for (label, p) in [("p50", 50.0), ("p99", 99.0)] {
+        rows.push(row(
+            &format!(
+                "warm invoke, one tenant, small answer, {label} ({} invokes)",
+                args.warm
+            ),
             ms(percentile(&warm, p)),
-            watch.as_ref().map(|w| ms(percentile(w, p))),
+            None,
         ));
     }
     for (label, p) in [("p50", 50.0), ("p99", 99.0)] {
@@ -274,20 +460,23 @@ async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
         progress.step(&format!("throughput with {tenants} concurrent tenants"));
         let per_tenant = 2000 / tenants;
         let started = Instant::now();
-        let mut tasks = Vec::new();
-        for t in 0..tenants {
-            let lambda = lambda.clone();
-            let function = function.clone();
-            tasks.push(tokio::spawn(async move {
-                let tenant = format!("busy-{t}");
-                for _ in 0..per_tenant {
-                    timed_invoke(&lambda, &function, Some(&tenant)).await?;
-                }
-                anyhow::Ok(())
-            }));
-        }
-        for task in tasks {
-            task.await??;
+        let workers: Vec<_> = (0..tenants)
+            .map(|t| {
+                let function = function.clone();
+                std::thread::spawn(move || {
+                    let mut invoker = Invoker::new(port);
+                    let tenant = format!("busy-{t}");
+                    for _ in 0..per_tenant {
+                        invoker.timed(&function, Some(&tenant), FULL_ANSWER)?;
+                    }
+                    anyhow::Ok(())
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("a throughput worker panicked"))??;
         }
         let rate = (per_tenant * tenants) as f64 / started.elapsed().as_secs_f64();
         rows.push(row(
@@ -303,7 +492,7 @@ async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
     ));
     let started = Instant::now();
     for i in 0..args.tenants {
-        timed_invoke(lambda, &function, Some(&format!("tenant-{i}"))).await?;
+        invoker.timed(&function, Some(&format!("tenant-{i}")), FULL_ANSWER)?;
     }
     let elapsed = started.elapsed();
     let environments = status(&endpoint)?.len();
@@ -352,6 +541,7 @@ async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
     ));
     progress.finish();
 
+    println!("emulator: {} emulator serve", exe.display());
     let width = rows.iter().map(|r| r.measure.len()).max().unwrap_or(10);
     println!(
         "{:<width$}  {:>16}  {:>18}",
@@ -419,14 +609,37 @@ fn rss_kib(pid: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Runs `cargo lambda watch` on the same function and measures warm invokes through the same
-/// SDK client. It passes no tenant id to the runtime, so the function answers with its short
-/// missing-tenant answer: compared with the emulator's short answer, the round trip is the same
-/// work.
-async fn watch_latencies(progress: &Progress, count: usize) -> anyhow::Result<Vec<Duration>> {
+/// Runs `cargo lambda watch` (its default debug build, as a user starts it) on the same function
+/// and measures warm invokes through the same client, then restarts it to time the first invoke
+/// of an already built function. It passes no tenant id to the runtime, so the function answers
+/// with its short missing-tenant answer: compared with the emulator's short answer, the round
+/// trip is the same work.
+fn watch_numbers(progress: &Progress, count: usize) -> anyhow::Result<WatchNumbers> {
+    let port = free_port()?;
+    let watch = start_watch(port)?;
+    progress.step("waiting for cargo lambda watch to build and answer");
+    let mut invoker = Invoker::new(port);
+    wait_for_watch(&mut invoker)?;
+    let warm = warm_latencies(&mut invoker, "representatives", None, FULL_ANSWER, count)?;
+    drop(watch);
+
+    let port = free_port()?;
+    let _watch = start_watch(port)?;
+    let mut invoker = Invoker::new(port);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("cargo lambda watch did not listen again within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let cold = invoker.timed("representatives", None, FULL_ANSWER)?;
+    Ok(WatchNumbers { warm, cold })
+}
+
+fn start_watch(port: u16) -> anyhow::Result<KillOnDrop> {
     let root = context::project_root();
     let tool = deployer::tools::cargo_lambda(&root)?;
-    let port = 9457;
     let (program, prefix) = tool.command.split_first().context("cargo-lambda command")?;
     let child = Command::new(program)
         // Its own process group, so the watcher's cargo and function processes stop with it.
@@ -434,7 +647,6 @@ async fn watch_latencies(progress: &Progress, count: usize) -> anyhow::Result<Ve
         .args(prefix)
         .args([
             "watch",
-            "--release",
             "--invoke-port",
             &port.to_string(),
             "-p",
@@ -447,47 +659,21 @@ async fn watch_latencies(progress: &Progress, count: usize) -> anyhow::Result<Ve
         .stderr(Stdio::null())
         .spawn()
         .context("cannot start cargo lambda watch")?;
-    let _guard = KillOnDrop(child);
-    let sdk = context::emulator_config(&format!("http://127.0.0.1:{port}")).await;
-    let lambda = aws_sdk_lambda::Client::new(&sdk);
-    let deadline = Instant::now() + Duration::from_secs(600);
-    progress.step("waiting for cargo lambda watch to build and answer");
+    Ok(KillOnDrop(child))
+}
+
+/// Invokes until `cargo lambda watch` has built the function and it answers.
+fn wait_for_watch(invoker: &mut Invoker) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(900);
     loop {
-        let answered = lambda
-            .invoke()
-            .function_name("representatives")
-            .payload(Blob::new(&b"{}"[..]))
-            .send()
-            .await;
-        if answered.is_ok() {
-            break;
+        if let Ok((200, _)) = invoker.invoke("representatives", None, FULL_ANSWER) {
+            return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("cargo lambda watch did not answer within 10 minutes");
+            bail!("cargo lambda watch did not answer within 15 minutes");
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        std::thread::sleep(Duration::from_millis(500));
     }
-    let mut samples = Vec::with_capacity(count);
-    for _ in 0..50 {
-        lambda
-            .invoke()
-            .function_name("representatives")
-            .payload(Blob::new(&b"{}"[..]))
-            .send()
-            .await?;
-    }
-    for _ in 0..count {
-        let started = Instant::now();
-        lambda
-            .invoke()
-            .function_name("representatives")
-            .payload(Blob::new(&b"{}"[..]))
-            .send()
-            .await?;
-        samples.push(started.elapsed());
-    }
-    samples.sort();
-    Ok(samples)
 }
 
 struct KillOnDrop(Child);
@@ -499,4 +685,216 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Starts an emulator as `cargo xtask deploy` starts it, in its own state directory and on a
+/// free port, and deploys stage `dev` to it. Returns the process, its port and the packages.
+async fn bench_stage(
+    app: &deployer::stack::App,
+    progress: &Progress,
+    state: &Path,
+    exe: &Path,
+    max_environments: usize,
+) -> anyhow::Result<(
+    KillOnDrop,
+    u16,
+    deployer::Clients,
+    std::collections::BTreeMap<String, deployer::Package>,
+)> {
+    let stage = context::checked_stage(app, "dev")?;
+    let packages = crate::deploy::build(app, stage, progress)?;
+    let _ = std::fs::remove_dir_all(state);
+    std::fs::create_dir_all(state)?;
+    let port = free_port()?;
+    let server = Command::new(exe)
+        .args(["emulator", "serve", "--port", &port.to_string()])
+        .arg("--state-dir")
+        .arg(state)
+        .args(["--max-environments", &max_environments.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(state.join("emulator.log"))?)
+        .spawn()
+        .context("cannot start the emulator")?;
+    let server = KillOnDrop(server);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while crate::emulator_cmd::http_get(port, "/_emulator/health").is_none() {
+        if Instant::now() > deadline {
+            bail!(
+                "the emulator did not start; see {}",
+                state.join("emulator.log").display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sdk = context::emulator_config(&format!("http://127.0.0.1:{port}")).await;
+    let clients = deployer::Clients::new(&sdk);
+    let tenants = crate::seeds::tenant_files(&context::project_root())?;
+    let desired =
+        deployer::desired_with_seeds(app, "dev", &packages, vec![crate::seeds::seed(&tenants)])
+            .map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    let actual = deployer::observe_stage(&clients, &desired).await?;
+    let plan = deployer::plan(&desired, &actual);
+    deployer::apply(
+        &clients,
+        &desired,
+        &plan,
+        &deployer::ApplyOptions::default(),
+        &|m: &str| progress.step(m),
+    )
+    .await?;
+    Ok((server, port, clients, packages))
+}
+
+/// The edit both watchers see: the shared library's tenant check words its two refusals
+/// differently, so the answer shows which code ran (with a tenant id the emulator needs, an
+/// unknown one; without, as `cargo lambda watch` invokes).
+const EDITED_FILE: &str = "functions/represent/src/handler.rs";
+const EDITS: [(&str, &str); 2] = [
+    ("\"no tenant id: every", "\"no tenant id (edited): every"),
+    ("\"unknown tenant `", "\"unknown tenant (edited) `"),
+];
+
+/// Puts the source file back as it was, whatever happens to the benchmark.
+struct Restore {
+    path: PathBuf,
+    original: String,
+}
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.path, &self.original);
+    }
+}
+
+/// Saves the edit and invokes until an answer carries it; returns the time from the save.
+fn edit_and_wait(
+    restore: &Restore,
+    invoker: &mut Invoker,
+    function: &str,
+    tenant: Option<&str>,
+) -> anyhow::Result<Duration> {
+    let mut edited = restore.original.clone();
+    for (from, to) in EDITS {
+        anyhow::ensure!(
+            edited.contains(from),
+            "{EDITED_FILE} no longer contains {from}"
+        );
+        edited = edited.replace(from, to);
+    }
+    let started = Instant::now();
+    std::fs::write(&restore.path, edited)?;
+    let deadline = started + Duration::from_secs(900);
+    loop {
+        if let Ok((_, body)) = invoker.invoke(function, tenant, FULL_ANSWER)
+            && String::from_utf8_lossy(&body).contains("(edited)")
+        {
+            return Ok(started.elapsed());
+        }
+        if Instant::now() > deadline {
+            bail!("no answer with the edited code within 15 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until the answers no longer carry the edit (the file was put back and rebuilt).
+fn wait_for_original(
+    invoker: &mut Invoker,
+    function: &str,
+    tenant: Option<&str>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(900);
+    while Instant::now() < deadline {
+        if let Ok((_, body)) = invoker.invoke(function, tenant, FULL_ANSWER)
+            && !String::from_utf8_lossy(&body).contains("(edited)")
+        {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("the original code did not come back within 15 minutes")
+}
+
+async fn save_to_answer() -> anyhow::Result<()> {
+    let root = context::project_root();
+    let app = xtask::stack::represent();
+    let stage = context::checked_stage(&app, "dev")?;
+    let progress = Progress::new();
+    let path = root.join(EDITED_FILE);
+    let original = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+
+    // `cargo xtask watch`: the same watch, on an emulator of its own.
+    let state = context::target_dir().join("bench-watch");
+    let exe = std::env::current_exe().context("cannot find the xtask executable")?;
+    let (server, port, clients, deployed) = bench_stage(&app, &progress, &state, &exe, 64).await?;
+    let function = deployer::function_name(&app.name, "dev", "representatives");
+    let mut invoker = Invoker::new(port);
+    invoker.timed(&function, Some("bench-unknown"), FULL_ANSWER)?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let ready_tx = std::sync::Mutex::new(ready_tx);
+    let spec = deployer::watch::WatchSpec {
+        workspace_root: &root,
+        app: &app,
+        stage,
+        unify_with: vec![env!("CARGO_PKG_NAME").to_string()],
+        deployed,
+        debounce: Duration::from_millis(50),
+    };
+    let on_event = move |event: &deployer::watch::WatchEvent| {
+        progress.step(&event.to_string());
+        if let Ok(tx) = ready_tx.lock() {
+            let _ = tx.send(());
+        }
+    };
+    let watching = deployer::watch::watch(&clients, spec, &on_event, async {
+        let _ = stop_rx.await;
+    });
+    let measuring = async {
+        let result = tokio::task::spawn_blocking(move || {
+            ready_rx
+                .recv_timeout(Duration::from_secs(60))
+                .context("the watch did not start")?;
+            let restore = Restore {
+                path: path.clone(),
+                original: original.clone(),
+            };
+            let took = edit_and_wait(&restore, &mut invoker, &function, Some("bench-unknown"))?;
+            drop(restore);
+            wait_for_original(&mut invoker, &function, Some("bench-unknown"))?;
+            anyhow::Ok((took, path, original))
+        })
+        .await;
+        let _ = stop_tx.send(());
+        result
+    };
+    let (watched, measured) = tokio::join!(watching, measuring);
+    watched?;
+    let (xtask_took, path, original) = measured??;
+    drop(server);
+
+    // `cargo lambda watch` on the same edit, alone on the machine's cores.
+    let port = free_port()?;
+    let watch = start_watch(port)?;
+    let mut invoker = Invoker::new(port);
+    Progress::new().step("waiting for cargo lambda watch to build and answer");
+    wait_for_watch(&mut invoker)?;
+    let restore = Restore { path, original };
+    let watch_took = edit_and_wait(&restore, &mut invoker, "representatives", None)?;
+    drop(restore);
+    drop(watch);
+
+    println!(
+        "{:<58}  {:>16}  {:>18}",
+        "measure", "cargo xtask watch", "cargo lambda watch"
+    );
+    println!(
+        "{:<58}  {:>16}  {:>18}",
+        format!("save to first answer of the new code ({EDITED_FILE})"),
+        format!("{:.2} s", xtask_took.as_secs_f64()),
+        format!("{:.2} s", watch_took.as_secs_f64()),
+    );
+    Ok(())
 }

@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use deployer::apply::{ApplyOptions, ApplyReport};
 use deployer::package::Package;
 use deployer::plan::Plan;
-use deployer::stack::{App, Architecture, Stage};
+use deployer::stack::{App, Stage};
 use serde::Serialize;
 
 use crate::context::{self, StageArgs};
@@ -187,44 +187,29 @@ fn confirm(app: &App, stage: &Stage) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Builds every function of the stack with one cargo-lambda run per architecture (normally one)
-/// and packages each binary reproducibly.
+/// Builds every function of the stack (plain `cargo build` for the emulator, one cargo-lambda
+/// run per architecture for AWS) and packages each binary reproducibly.
 pub fn build(
     app: &App,
     stage: &Stage,
     progress: &Progress,
 ) -> anyhow::Result<BTreeMap<String, Package>> {
     let root = context::project_root();
-    let tool = deployer::tools::cargo_lambda(&root)?;
-    let mut by_architecture: BTreeMap<Architecture, Vec<String>> = BTreeMap::new();
-    for function in &app.functions {
-        let architecture = function.architecture.unwrap_or(stage.architecture);
-        by_architecture
-            .entry(architecture)
-            .or_default()
-            .push(function.package.clone());
-    }
+    progress.step(&format!(
+        "building the functions for stage `{}`",
+        stage.name
+    ));
+    let request = deployer::build::StageBuild {
+        workspace_root: &root,
+        unify_with: vec![env!("CARGO_PKG_NAME").to_string()],
+        only: None,
+    };
+    let binaries = progress.suspend(|| deployer::build::build_stage(app, stage, &request))?;
     let mut packages = BTreeMap::new();
-    for (architecture, mut crates) in by_architecture {
-        crates.sort();
-        crates.dedup();
-        progress.step(&format!(
-            "building {} for {architecture} with cargo-lambda",
-            crates.join(", ")
-        ));
-        let request = deployer::build::BuildRequest {
-            workspace_root: &root,
-            cargo_lambda: &tool.command,
-            packages: crates,
-            architecture,
-            envs: vec![("PATH".into(), tool.path_env())],
-        };
-        let binaries = progress.suspend(|| deployer::build::build(&request))?;
-        for (bin, path) in binaries {
-            let package = deployer::package::package_file(&path)
-                .with_context(|| format!("cannot package {}", path.display()))?;
-            packages.insert(bin, package);
-        }
+    for (bin, path) in binaries {
+        let package = deployer::package::package_file(&path)
+            .with_context(|| format!("cannot package {}", path.display()))?;
+        packages.insert(bin, package);
     }
     Ok(packages)
 }

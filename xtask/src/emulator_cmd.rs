@@ -55,7 +55,7 @@ fn state_dir() -> PathBuf {
     target_dir().join("emulator")
 }
 
-fn port() -> u16 {
+pub fn port() -> u16 {
     std::env::var("REPRESENT_EMULATOR_PORT")
         .ok()
         .and_then(|p| p.parse().ok())
@@ -153,7 +153,7 @@ async fn start(port: u16) -> anyhow::Result<String> {
     )
 }
 
-fn stop() -> anyhow::Result<()> {
+pub fn stop() -> anyhow::Result<()> {
     let pid_file = state_dir().join("emulator.pid");
     let Ok(pid) = std::fs::read_to_string(&pid_file) else {
         println!("no emulator is running");
@@ -222,7 +222,7 @@ fn status(output: OutputFormat) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn healthy(port: u16) -> bool {
+pub fn healthy(port: u16) -> bool {
     http_get(port, "/_emulator/health").is_some()
 }
 

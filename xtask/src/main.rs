@@ -11,6 +11,7 @@ mod output;
 mod seeds;
 mod stats;
 mod tenants;
+mod watch;
 
 use clap::{Parser, Subcommand};
 
@@ -42,6 +43,8 @@ enum Command {
     /// Measure the emulator (cold start, warm latency, throughput, many tenants)
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Deploy, then rebuild and update the functions whose code changes, until Ctrl-C
+    Watch(watch::WatchArgs),
     /// Import, list and validate the tenants (one per US state)
     #[command(subcommand)]
     Tenants(tenants::TenantsCommand),
@@ -66,6 +69,7 @@ fn main() -> std::process::ExitCode {
                     Command::Stats(args) => stats::run(args).await,
                     Command::Emulator(cmd) => emulator_cmd::run(cmd).await,
                     Command::Bench(cmd) => bench::run(cmd).await,
+                    Command::Watch(args) => watch::run(args).await,
                     Command::Tenants(_) => unreachable!("handled above"),
                 }
             })

@@ -1,9 +1,11 @@
-//! The build step, with a stand-in for cargo-lambda: the command line it gets, the binaries it
-//! finds, and a failing build reported with its command.
+//! The build step: which functions a stage builds how, and, with a stand-in for cargo-lambda,
+//! the command line it gets, the binaries it finds, and a failing build reported with its command.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 
-use deployer::{Architecture, BuildError, BuildRequest, build};
+use deployer::build::{BuildKind, stage_builds};
+use deployer::{App, Architecture, BuildError, BuildRequest, Function, Role, Stage, build};
 
 /// A shell script posing as `cargo lambda`: records its arguments and writes a `bootstrap` for
 /// every `-p` package into the target directory, as cargo-lambda does.
@@ -75,4 +77,47 @@ fn failing_build_names_the_command() {
         msg.contains("build --release --x86-64 -p counties") && msg.contains("exit status: 3"),
         "{msg}"
     );
+}
+
+/// A stack with one function on the stage's architecture and one pinned to the other one.
+fn two_architectures() -> (App, Architecture) {
+    let other = match Architecture::host() {
+        Architecture::X86_64 => Architecture::Arm64,
+        Architecture::Arm64 => Architecture::X86_64,
+    };
+    let app = App::new("shop")
+        .role(Role::lambda_basic())
+        .function(Function::new("orders"))
+        .function(Function::new("images").architecture(other))
+        .stage(Stage::emulator("dev"))
+        .stage(Stage::aws("prod"));
+    (app, other)
+}
+
+#[test]
+fn emulator_stages_build_host_functions_with_cargo_and_the_rest_with_cargo_lambda() {
+    let (app, other) = two_architectures();
+    let dev = app.find_stage("dev").expect("dev");
+    let builds = stage_builds(&app, dev);
+    let pair = |name: &str| (name.to_string(), name.to_string());
+    assert_eq!(
+        builds,
+        BTreeMap::from([
+            (BuildKind::Host, BTreeSet::from([pair("orders")])),
+            (
+                BuildKind::CargoLambda(other),
+                BTreeSet::from([pair("images")])
+            ),
+        ])
+    );
+}
+
+#[test]
+fn aws_stages_build_every_function_with_cargo_lambda() {
+    let (app, other) = two_architectures();
+    let prod = app.find_stage("prod").expect("prod");
+    let builds = stage_builds(&app, prod);
+    assert!(!builds.contains_key(&BuildKind::Host), "{builds:?}");
+    assert!(builds.contains_key(&BuildKind::CargoLambda(other)));
+    assert!(builds.contains_key(&BuildKind::CargoLambda(prod.architecture)));
 }
