@@ -119,7 +119,7 @@ pub enum StackError {
     },
     #[error(
         "stage `{stage}`: log retention of {days} days is not one CloudWatch Logs accepts; use one of {}",
-        crate::log_group::RETENTION_DAYS.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        crate::names::RETENTION_DAYS.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     )]
     LogRetention { stage: String, days: u32 },
     #[error("rest api `{logical}` is defined more than once; give each API its own logical name")]

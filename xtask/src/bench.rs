@@ -198,7 +198,6 @@ async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
     let plan = deployer::plan(&desired, &actual);
     deployer::apply(
         &clients,
-        &desired,
         &plan,
         &deployer::ApplyOptions::default(),
         &|m: &str| progress.step(m),

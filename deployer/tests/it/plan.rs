@@ -23,14 +23,29 @@ fn short(sha: &str) -> String {
 
 #[test]
 fn empty_stage_creates_everything() {
+    let d = desired();
+    let (reps, counties) = (
+        short(&d.functions[0].code_sha256),
+        short(&d.functions[1].code_sha256),
+    );
     check(
-        &desired(),
+        &d,
         &Actual::default(),
         &format!(
             "  + create  role represent-dev-exec  (not deployed yet)
         attach policy {BASIC}
   + create  function represent-dev-representatives  (not deployed yet)
+        memory 256 MB
+        timeout 10 s
+        architecture arm64
+        tenancy PerTenant
+        code {reps}
   + create  function represent-dev-counties  (not deployed yet)
+        memory 128 MB
+        timeout 3 s
+        architecture arm64
+        tenancy Shared
+        code {counties}
 
 Plan: 3 to create, 0 to update, 0 to replace, 0 to delete, 0 unchanged."
         ),
@@ -75,7 +90,11 @@ Plan: 0 to create, 1 to update, 0 to replace, 0 to delete, 2 unchanged."
         ),
     );
     let p = plan(&new, &actual);
-    assert_eq!(p.changes[1].action, deployer::Action::UpdateCode);
+    assert_eq!(p.changes[1].action, deployer::Action::Update);
+    assert!(
+        matches!(&p.changes[1].op, deployer::Op::Function(op) if op.code && !op.configuration),
+        "only the code is uploaded: {p}"
+    );
 }
 
 #[test]
@@ -177,7 +196,10 @@ Plan: 0 to create, 0 to update, 1 to replace, 0 to delete, 2 unchanged.",
     let c = &p.changes[2];
     assert_eq!(c.action, deployer::Action::Replace);
     assert_eq!(c.name, "represent-dev-counties");
-    assert_eq!(c.replaces.as_deref(), Some("represent-dev-counties-r"));
+    assert!(
+        matches!(&c.op, deployer::Op::Function(op) if op.replaces.as_deref() == Some("represent-dev-counties-r")),
+        "{p}"
+    );
 }
 
 #[test]

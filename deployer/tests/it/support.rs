@@ -276,6 +276,7 @@ pub fn fast() -> ApplyOptions {
         max_delay: Duration::from_millis(2),
         wait_timeout: Duration::from_secs(30),
         poll_interval: Duration::from_millis(1),
+        ..ApplyOptions::default()
     }
 }
 
