@@ -22,7 +22,7 @@ use crate::clients::Clients;
 use crate::error::{DeployError, StackError};
 use crate::names::{self, MAX_FUNCTION_NAME, TAG_APP, TAG_LOGICAL, TAG_STAGE};
 use crate::package::Package;
-use crate::step::{Ctx, Failure, call_error, failure_error, retry, transient};
+use crate::step::{Ctx, Failure, call_error, failure_error, retry, sent, settle};
 
 /// The runtime every function uses: a custom runtime running the `bootstrap` binary.
 pub const RUNTIME: &str = "provided.al2023";
@@ -897,7 +897,7 @@ fn is_role_propagation_error(err: &SdkError<CreateFunctionError, impl std::fmt::
 /// that far; the function is then brought up to date instead.
 fn is_already_exists(err: &SdkError<CreateFunctionError, impl std::fmt::Debug>) -> bool {
     err.as_service_error().is_some_and(|e| {
-        e.is_resource_conflict_exception() && e.to_string().contains("already exist")
+        e.is_resource_conflict_exception() && crate::clients::says_already_exists(&e.to_string())
     })
 }
 
@@ -1009,15 +1009,14 @@ async fn create_function(
                         .expect("tenant_isolation_mode is set"),
                 );
             }
-            ctx.count();
             req.send()
         },
-        |e| {
-            !is_already_exists(e)
-                && (transient!(e) || (ctx.role_created() && is_role_propagation_error(e)))
-        },
+        // Only the IAM propagation error is retried here, and only for a role this run created:
+        // the clients' retry policy already retried conflicts and throttling.
+        |e| ctx.role_created() && is_role_propagation_error(e),
     )
-    .await;
+    .await
+    .map_err(|f| settle(ctx, f));
     match result {
         Ok(_) => wait(ctx, name, Goal::Active).await,
         Err(Failure::Fatal(e)) if is_already_exists(&e) => {
@@ -1033,19 +1032,15 @@ async fn create_function(
 
 async fn update_code(ctx: &Ctx<'_>, d: &DesiredFunction, name: &str) -> Result<(), DeployError> {
     let resource = format!("function {name}");
-    retry(
-        ctx.opts,
-        || {
-            ctx.count();
-            ctx.clients
-                .lambda
-                .update_function_code()
-                .function_name(name)
-                .zip_file(Blob::new(d.code.as_slice()))
-                .architectures(sdk_architecture(d.architecture))
-                .send()
-        },
-        transient!(),
+    sent(
+        ctx,
+        ctx.clients
+            .lambda
+            .update_function_code()
+            .function_name(name)
+            .zip_file(Blob::new(d.code.as_slice()))
+            .architectures(sdk_architecture(d.architecture))
+            .send(),
     )
     .await
     .map_err(|f| failure_error("UpdateFunctionCode", &resource, f))?;
@@ -1061,25 +1056,21 @@ async fn update_configuration(
     let role = ctx.role_arn(name)?;
     // TenancyConfig is deliberately absent: it cannot change after creation (a change is a
     // Replace), and UpdateFunctionConfiguration has no such member.
-    retry(
-        ctx.opts,
-        || {
-            ctx.count();
-            ctx.clients
-                .lambda
-                .update_function_configuration()
-                .function_name(name)
-                .role(&role)
-                .handler(&d.handler)
-                .runtime(Runtime::from(d.runtime.as_str()))
-                .memory_size(clamp_i32(d.memory_mb))
-                .timeout(clamp_i32(d.timeout_s))
-                .environment(environment(d))
-                .description(&d.description)
-                .logging_config(logging_config(d))
-                .send()
-        },
-        transient!(),
+    sent(
+        ctx,
+        ctx.clients
+            .lambda
+            .update_function_configuration()
+            .function_name(name)
+            .role(&role)
+            .handler(&d.handler)
+            .runtime(Runtime::from(d.runtime.as_str()))
+            .memory_size(clamp_i32(d.memory_mb))
+            .timeout(clamp_i32(d.timeout_s))
+            .environment(environment(d))
+            .description(&d.description)
+            .logging_config(logging_config(d))
+            .send(),
     )
     .await
     .map_err(|f| failure_error("UpdateFunctionConfiguration", &resource, f))?;
@@ -1089,17 +1080,13 @@ async fn update_configuration(
 /// Deletes a function; one already gone counts as deleted.
 pub(crate) async fn delete(ctx: &Ctx<'_>, name: &str) -> Result<(), DeployError> {
     let resource = format!("function {name}");
-    let result = retry(
-        ctx.opts,
-        || {
-            ctx.count();
-            ctx.clients
-                .lambda
-                .delete_function()
-                .function_name(name)
-                .send()
-        },
-        transient!(),
+    let result = sent(
+        ctx,
+        ctx.clients
+            .lambda
+            .delete_function()
+            .function_name(name)
+            .send(),
     )
     .await;
     match result {
@@ -1141,13 +1128,9 @@ async fn wait(ctx: &Ctx<'_>, name: &str, goal: Goal) -> Result<(), DeployError> 
     let mut delay = ctx.opts.poll_interval;
     let cap = ctx.opts.max_delay.max(ctx.opts.poll_interval);
     loop {
-        let out = retry(
-            ctx.opts,
-            || ctx.clients.lambda.get_function().function_name(name).send(),
-            |e: &SdkError<_, _>| {
-                e.as_service_error()
-                    .is_some_and(|s| s.is_too_many_requests_exception())
-            },
+        let out = sent(
+            ctx,
+            ctx.clients.lambda.get_function().function_name(name).send(),
         )
         .await
         .map_err(|f| failure_error("GetFunction", &resource, f))?;
@@ -1217,13 +1200,9 @@ pub(crate) async fn function_arn(ctx: &Ctx<'_>, name: &str) -> Result<String, De
         return Ok(arn);
     }
     let resource = format!("function {name}");
-    let out = retry(
-        ctx.opts,
-        || ctx.clients.lambda.get_function().function_name(name).send(),
-        |e: &SdkError<_, _>| {
-            e.as_service_error()
-                .is_some_and(|s| s.is_too_many_requests_exception())
-        },
+    let out = sent(
+        ctx,
+        ctx.clients.lambda.get_function().function_name(name).send(),
     )
     .await
     .map_err(|f| failure_error("GetFunction", &resource, f))?;

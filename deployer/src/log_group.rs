@@ -142,13 +142,13 @@ pub(crate) async fn observe(
 }
 
 /// Creates a log group, tolerating one an interrupted run (or Lambda itself, on a first invoke)
-/// already created, then sets its retention. Returns the number of mutating calls sent.
+/// already created, then sets its retention.
 async fn create_log_group(
     clients: &Clients,
     name: &str,
     days: u32,
     tags: &BTreeMap<String, String>,
-) -> Result<u32, DeployError> {
+) -> Result<(), DeployError> {
     let result = clients
         .logs
         .create_log_group()
@@ -163,8 +163,7 @@ async fn create_log_group(
                 .is_some_and(|s| s.is_resource_already_exists_exception()) => {}
         Err(e) => return Err(call_error("CreateLogGroup", name, e)),
     }
-    put_retention(clients, name, days).await?;
-    Ok(2)
+    put_retention(clients, name, days).await
 }
 
 /// Sets a log group's retention.
@@ -361,10 +360,7 @@ pub(crate) async fn apply(ctx: &Ctx<'_>, c: &Planned<LogGroupOp>) -> Result<(), 
                 c.name,
                 describe_retention(Some(days))
             ));
-            let calls = create_log_group(ctx.clients, &c.name, days, &c.op.tags).await?;
-            for _ in 0..calls {
-                ctx.count();
-            }
+            create_log_group(ctx.clients, &c.name, days, &c.op.tags).await?;
         }
         Action::Update => {
             ctx.say(&format!(
@@ -372,7 +368,6 @@ pub(crate) async fn apply(ctx: &Ctx<'_>, c: &Planned<LogGroupOp>) -> Result<(), 
                 c.resource,
                 c.details.join(", ")
             ));
-            ctx.count();
             put_retention(ctx.clients, &c.name, days).await?;
         }
         _ => {}
@@ -383,6 +378,5 @@ pub(crate) async fn apply(ctx: &Ctx<'_>, c: &Planned<LogGroupOp>) -> Result<(), 
 /// Deletes a log group; one already gone counts as deleted.
 pub(crate) async fn delete(ctx: &Ctx<'_>, c: &Planned<LogGroupOp>) -> Result<(), DeployError> {
     ctx.say(&format!("deleting log group {} ({})", c.name, c.reason));
-    ctx.count();
     delete_log_group(ctx.clients, &c.name).await
 }

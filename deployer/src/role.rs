@@ -341,7 +341,6 @@ pub(crate) async fn apply(ctx: &Ctx<'_>, c: &Planned<RoleOp>) -> Result<(), Depl
                 .map_err(|e| crate::step::build_error("CreateRole", &resource, e))?;
             req = req.tags(tag);
         }
-        ctx.count();
         match req.send().await {
             Ok(out) => ctx.set_role(out.role().map(|r| r.arn().to_string()), true),
             // A previous, interrupted run created it: reuse it.
@@ -366,7 +365,6 @@ pub(crate) async fn apply(ctx: &Ctx<'_>, c: &Planned<RoleOp>) -> Result<(), Depl
     }
 
     for arn in &c.op.attach {
-        ctx.count();
         iam.attach_role_policy()
             .role_name(name)
             .policy_arn(arn)
@@ -378,7 +376,6 @@ pub(crate) async fn apply(ctx: &Ctx<'_>, c: &Planned<RoleOp>) -> Result<(), Depl
         detach(ctx, name, arn).await?;
     }
     for (policy, doc) in &c.op.put {
-        ctx.count();
         iam.put_role_policy()
             .role_name(name)
             .policy_name(policy)
@@ -394,7 +391,6 @@ pub(crate) async fn apply(ctx: &Ctx<'_>, c: &Planned<RoleOp>) -> Result<(), Depl
 }
 
 async fn detach(ctx: &Ctx<'_>, role: &str, arn: &str) -> Result<(), DeployError> {
-    ctx.count();
     match ctx
         .clients
         .iam
@@ -420,7 +416,6 @@ async fn detach(ctx: &Ctx<'_>, role: &str, arn: &str) -> Result<(), DeployError>
 }
 
 async fn delete_inline(ctx: &Ctx<'_>, role: &str, name: &str) -> Result<(), DeployError> {
-    ctx.count();
     match ctx
         .clients
         .iam
@@ -454,7 +449,6 @@ pub(crate) async fn delete(ctx: &Ctx<'_>, c: &Planned<RoleOp>) -> Result<(), Dep
     for name in &c.op.delete {
         delete_inline(ctx, &c.name, name).await?;
     }
-    ctx.count();
     match ctx
         .clients
         .iam

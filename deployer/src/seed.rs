@@ -411,7 +411,6 @@ async fn write_batch(
     let mut delay = ctx.opts.base_delay;
     let mut attempt = 1;
     loop {
-        ctx.count();
         let result = ctx
             .clients
             .dynamodb

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use aws_sdk_lambda::error::SdkError;
@@ -49,7 +49,8 @@ pub struct Ctx<'a> {
     pub clients: &'a Clients,
     pub opts: &'a ApplyOptions,
     progress: &'a (dyn Fn(&str) + Sync),
-    mutating_calls: AtomicU32,
+    /// The clients' mutating-call count when this apply started.
+    calls_before: u32,
     /// The execution role's ARN: observed, or learnt when this run creates the role.
     role_arn: Mutex<Option<String>>,
     pub role_name: String,
@@ -71,7 +72,7 @@ impl<'a> Ctx<'a> {
             clients,
             opts,
             progress,
-            mutating_calls: AtomicU32::new(0),
+            calls_before: clients.mutating_calls.get(),
             role_arn: Mutex::new(role_arn),
             role_name,
             role_created: AtomicBool::new(false),
@@ -79,12 +80,13 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    pub fn count(&self) {
-        self.mutating_calls.fetch_add(1, Ordering::Relaxed);
-    }
-
+    /// The mutating requests sent since this apply started, retries included, as the clients'
+    /// interceptor counted them.
     pub fn mutating_calls(&self) -> u32 {
-        self.mutating_calls.load(Ordering::Relaxed)
+        self.clients
+            .mutating_calls
+            .get()
+            .saturating_sub(self.calls_before)
     }
 
     pub fn say(&self, message: &str) {
@@ -224,28 +226,34 @@ pub fn build_error(call: &'static str, resource: &str, e: impl std::fmt::Display
     }
 }
 
-/// 409s (another update in progress, or the function still pending) and throttling clear up
-/// by themselves; everything else is a real failure.
-macro_rules! transient {
-    () => {
-        |e: &aws_sdk_lambda::error::SdkError<_, _>| $crate::step::transient!(e)
-    };
-    ($e:expr) => {
-        $e.as_service_error().is_some_and(|s| {
-            s.is_resource_conflict_exception() || s.is_too_many_requests_exception()
-        })
-    };
+/// Sends a request (its retries are the clients' policy) and sorts the error: one the policy
+/// retries until it gave up is [`Failure::Exhausted`], anything else [`Failure::Fatal`].
+pub async fn sent<T, E, R>(
+    ctx: &Ctx<'_>,
+    request: impl Future<Output = Result<T, SdkError<E, R>>>,
+) -> Result<T, Failure<SdkError<E, R>>>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    request.await.map_err(|e| settle(ctx, Failure::Fatal(e)))
 }
-pub(crate) use transient;
 
-/// API Gateway throttles bursts of control-plane calls (DeleteRestApi especially); those clear
-/// up by themselves, anything else is a real failure.
-macro_rules! throttled {
-    () => {
-        |e: &aws_sdk_apigateway::error::SdkError<_, _>| {
-            e.as_service_error()
-                .is_some_and(|s| s.is_too_many_requests_exception())
+/// Marks an error the clients' retry policy retries as [`Failure::Exhausted`]: it only
+/// reaches the caller once every attempt was used.
+pub fn settle<E, R>(ctx: &Ctx<'_>, failure: Failure<SdkError<E, R>>) -> Failure<SdkError<E, R>>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match failure {
+        Failure::Fatal(e)
+            if e.as_service_error()
+                .is_some_and(|s| crate::clients::is_retried(s)) =>
+        {
+            Failure::Exhausted {
+                attempts: ctx.clients.max_attempts,
+                last: e,
+            }
         }
-    };
+        other => other,
+    }
 }
-pub(crate) use throttled;

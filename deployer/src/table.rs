@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Instant;
 
-use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
     TableDescription, TableStatus,
@@ -17,7 +16,7 @@ use crate::change::{Action, Planned, ResourceKind};
 use crate::clients::Clients;
 use crate::error::{DeployError, StackError};
 use crate::names::{self, PARTITION_KEY, SORT_KEY, TAG_APP, TAG_LOGICAL, TAG_STAGE};
-use crate::step::{Ctx, Failure, build_error, call_error, failure_error, retry};
+use crate::step::{Ctx, Failure, build_error, call_error, failure_error, sent};
 
 /// The only billing mode the deployer creates tables with: a tenant's traffic is spiky and small,
 /// and on-demand tables cost nothing while idle.
@@ -462,22 +461,14 @@ pub(crate) async fn apply(ctx: &Ctx<'_>, c: &Planned<TableOp>) -> Result<(), Dep
         Action::Update => {
             ctx.say(&format!("updating billing mode of table {}", d.name));
             let resource = format!("table {}", d.name);
-            retry(
-                ctx.opts,
-                || {
-                    ctx.count();
-                    ctx.clients
-                        .dynamodb
-                        .update_table()
-                        .table_name(&d.name)
-                        .billing_mode(BillingMode::from(d.billing_mode.as_str()))
-                        .send()
-                },
-                |e: &SdkError<_, _>| {
-                    e.as_service_error().is_some_and(|s| {
-                        s.is_resource_in_use_exception() || s.is_limit_exceeded_exception()
-                    })
-                },
+            sent(
+                ctx,
+                ctx.clients
+                    .dynamodb
+                    .update_table()
+                    .table_name(&d.name)
+                    .billing_mode(BillingMode::from(d.billing_mode.as_str()))
+                    .send(),
             )
             .await
             .map_err(|f| failure_error("UpdateTable", &resource, f))?;
@@ -520,24 +511,17 @@ async fn create_table(ctx: &Ctx<'_>, d: &DesiredTable) -> Result<(), DeployError
                 .map_err(|e| build_error(call, &resource, e))?,
         );
     }
-    let result = retry(
-        ctx.opts,
-        || {
-            ctx.count();
-            ctx.clients
-                .dynamodb
-                .create_table()
-                .table_name(&d.name)
-                .set_attribute_definitions(Some(attributes.clone()))
-                .set_key_schema(Some(key_schema.clone()))
-                .billing_mode(BillingMode::from(d.billing_mode.as_str()))
-                .set_tags(Some(tags.clone()))
-                .send()
-        },
-        |e: &SdkError<_, _>| {
-            e.as_service_error()
-                .is_some_and(|s| s.is_limit_exceeded_exception())
-        },
+    let result = sent(
+        ctx,
+        ctx.clients
+            .dynamodb
+            .create_table()
+            .table_name(&d.name)
+            .set_attribute_definitions(Some(attributes.clone()))
+            .set_key_schema(Some(key_schema.clone()))
+            .billing_mode(BillingMode::from(d.billing_mode.as_str()))
+            .set_tags(Some(tags.clone()))
+            .send(),
     )
     .await;
     match result {
@@ -557,18 +541,9 @@ async fn create_table(ctx: &Ctx<'_>, d: &DesiredTable) -> Result<(), DeployError
 /// Deletes a table; one already gone counts as deleted.
 pub(crate) async fn delete(ctx: &Ctx<'_>, name: &str) -> Result<(), DeployError> {
     let resource = format!("table {name}");
-    let result = retry(
-        ctx.opts,
-        || {
-            ctx.count();
-            ctx.clients.dynamodb.delete_table().table_name(name).send()
-        },
-        // A table still being created or updated refuses deletion until it settles.
-        |e: &SdkError<_, _>| {
-            e.as_service_error().is_some_and(|s| {
-                s.is_resource_in_use_exception() || s.is_limit_exceeded_exception()
-            })
-        },
+    let result = sent(
+        ctx,
+        ctx.clients.dynamodb.delete_table().table_name(name).send(),
     )
     .await;
     match result {

@@ -10,9 +10,7 @@ use super::{ApiChange, ApiStep, ApiTarget, DesiredRoute};
 use crate::change::{Action, ResourceKind};
 use crate::error::DeployError;
 use crate::function::function_arn;
-use crate::step::{
-    Ctx, Failure, call_error, delete_converged, failure_error, retry, throttled, transient,
-};
+use crate::step::{Ctx, Failure, call_error, delete_converged, failure_error, sent};
 
 /// Creates or updates one REST API: the API, its authorizer, its routes (deletes first), then
 /// the permissions of the functions it invokes, then a deployment to the stage if anything about
@@ -169,26 +167,22 @@ async fn create_rest_api(
 ) -> Result<(String, BTreeMap<String, String>), DeployError> {
     use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType};
     let resource = format!("rest api {name}");
-    let result = retry(
-        ctx.opts,
-        || {
-            ctx.count();
-            ctx.clients
-                .apigateway
-                .create_rest_api()
-                .name(name)
-                .description("REST API of one deployer stage")
-                .endpoint_configuration(
-                    EndpointConfiguration::builder()
-                        .types(EndpointType::Regional)
-                        .build(),
-                )
-                .set_tags(Some(
-                    tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                ))
-                .send()
-        },
-        throttled!(),
+    let result = sent(
+        ctx,
+        ctx.clients
+            .apigateway
+            .create_rest_api()
+            .name(name)
+            .description("REST API of one deployer stage")
+            .endpoint_configuration(
+                EndpointConfiguration::builder()
+                    .types(EndpointType::Regional)
+                    .build(),
+            )
+            .set_tags(Some(
+                tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            ))
+            .send(),
     )
     .await;
     let (id, root) = match result {
@@ -300,19 +294,15 @@ async fn ensure_resource(
             continue;
         }
         let resource = format!("resource {current} of {api}");
-        let result = retry(
-            ctx.opts,
-            || {
-                ctx.count();
-                ctx.clients
-                    .apigateway
-                    .create_resource()
-                    .rest_api_id(api_id)
-                    .parent_id(&parent)
-                    .path_part(part)
-                    .send()
-            },
-            throttled!(),
+        let result = sent(
+            ctx,
+            ctx.clients
+                .apigateway
+                .create_resource()
+                .rest_api_id(api_id)
+                .parent_id(&parent)
+                .path_part(part)
+                .send(),
         )
         .await;
         let id = match result {
@@ -368,28 +358,24 @@ async fn put_route(
         delete_method(ctx, api_id, resource_id, &route.method, &resource).await?;
     }
     if put_method {
-        let result = retry(
-            ctx.opts,
-            || {
-                ctx.count();
-                ctx.clients
-                    .apigateway
-                    .put_method()
-                    .rest_api_id(api_id)
-                    .resource_id(resource_id)
-                    .http_method(&route.method)
-                    .authorization_type(authorization)
-                    .set_authorizer_id(authorizer_id.clone())
-                    .set_request_parameters(Some(
-                        route
-                            .method_parameters
-                            .iter()
-                            .map(|(k, v)| (k.clone(), *v))
-                            .collect(),
-                    ))
-                    .send()
-            },
-            throttled!(),
+        let result = sent(
+            ctx,
+            ctx.clients
+                .apigateway
+                .put_method()
+                .rest_api_id(api_id)
+                .resource_id(resource_id)
+                .http_method(&route.method)
+                .authorization_type(authorization)
+                .set_authorizer_id(authorizer_id.clone())
+                .set_request_parameters(Some(
+                    route
+                        .method_parameters
+                        .iter()
+                        .map(|(k, v)| (k.clone(), *v))
+                        .collect(),
+                ))
+                .send(),
         )
         .await;
         match result {
@@ -401,29 +387,25 @@ async fn put_route(
             Err(f) => return Err(failure_error("PutMethod", &resource, f)),
         }
     }
-    retry(
-        ctx.opts,
-        || {
-            ctx.count();
-            ctx.clients
-                .apigateway
-                .put_integration()
-                .rest_api_id(api_id)
-                .resource_id(resource_id)
-                .http_method(&route.method)
-                .r#type(IntegrationType::AwsProxy)
-                .integration_http_method(super::INTEGRATION_METHOD)
-                .uri(super::integration_uri(function_arn))
-                .set_request_parameters(Some(
-                    route
-                        .integration_parameters
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
-                ))
-                .send()
-        },
-        throttled!(),
+    sent(
+        ctx,
+        ctx.clients
+            .apigateway
+            .put_integration()
+            .rest_api_id(api_id)
+            .resource_id(resource_id)
+            .http_method(&route.method)
+            .r#type(IntegrationType::AwsProxy)
+            .integration_http_method(super::INTEGRATION_METHOD)
+            .uri(super::integration_uri(function_arn))
+            .set_request_parameters(Some(
+                route
+                    .integration_parameters
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ))
+            .send(),
     )
     .await
     .map_err(|f| failure_error("PutIntegration", &resource, f))?;
@@ -437,19 +419,15 @@ async fn delete_method(
     method: &str,
     resource: &str,
 ) -> Result<(), DeployError> {
-    let result = retry(
-        ctx.opts,
-        || {
-            ctx.count();
-            ctx.clients
-                .apigateway
-                .delete_method()
-                .rest_api_id(api_id)
-                .resource_id(resource_id)
-                .http_method(method)
-                .send()
-        },
-        throttled!(),
+    let result = sent(
+        ctx,
+        ctx.clients
+            .apigateway
+            .delete_method()
+            .rest_api_id(api_id)
+            .resource_id(resource_id)
+            .http_method(method)
+            .send(),
     )
     .await;
     delete_converged(
@@ -483,18 +461,14 @@ async fn delete_route(
         if !deleted.insert(top.clone()) {
             return Ok(());
         }
-        let result = retry(
-            ctx.opts,
-            || {
-                ctx.count();
-                ctx.clients
-                    .apigateway
-                    .delete_resource()
-                    .rest_api_id(api_id)
-                    .resource_id(top)
-                    .send()
-            },
-            throttled!(),
+        let result = sent(
+            ctx,
+            ctx.clients
+                .apigateway
+                .delete_resource()
+                .rest_api_id(api_id)
+                .resource_id(top)
+                .send(),
         )
         .await;
         return delete_converged(
@@ -541,21 +515,17 @@ async fn add_permission(
                 s.is_resource_conflict_exception() && s.to_string().contains("already exists")
             })
         };
-    let result = retry(
-        ctx.opts,
-        || {
-            ctx.count();
-            ctx.clients
-                .lambda
-                .add_permission()
-                .function_name(function)
-                .statement_id(&statement)
-                .action("lambda:InvokeFunction")
-                .principal(super::APIGATEWAY_PRINCIPAL)
-                .source_arn(&source)
-                .send()
-        },
-        |e| !exists(e) && transient!(e),
+    let result = sent(
+        ctx,
+        ctx.clients
+            .lambda
+            .add_permission()
+            .function_name(function)
+            .statement_id(&statement)
+            .action("lambda:InvokeFunction")
+            .principal(super::APIGATEWAY_PRINCIPAL)
+            .source_arn(&source)
+            .send(),
     )
     .await;
     match result {
@@ -584,21 +554,17 @@ async fn create_authorizer(
 ) -> Result<String, DeployError> {
     use aws_sdk_apigateway::types::AuthorizerType;
     let resource = format!("authorizer {name} of rest api {api_id}");
-    let out = retry(
-        ctx.opts,
-        || {
-            ctx.count();
-            ctx.clients
-                .apigateway
-                .create_authorizer()
-                .rest_api_id(api_id)
-                .name(name)
-                .r#type(AuthorizerType::Token)
-                .authorizer_uri(super::integration_uri(function_arn))
-                .identity_source(identity_source)
-                .send()
-        },
-        throttled!(),
+    let out = sent(
+        ctx,
+        ctx.clients
+            .apigateway
+            .create_authorizer()
+            .rest_api_id(api_id)
+            .name(name)
+            .r#type(AuthorizerType::Token)
+            .authorizer_uri(super::integration_uri(function_arn))
+            .identity_source(identity_source)
+            .send(),
     )
     .await
     .map_err(|f| failure_error("CreateAuthorizer", &resource, f))?;
@@ -617,18 +583,14 @@ async fn delete_authorizer(
     authorizer_id: &str,
     resource: &str,
 ) -> Result<(), DeployError> {
-    let result = retry(
-        ctx.opts,
-        || {
-            ctx.count();
-            ctx.clients
-                .apigateway
-                .delete_authorizer()
-                .rest_api_id(api_id)
-                .authorizer_id(authorizer_id)
-                .send()
-        },
-        throttled!(),
+    let result = sent(
+        ctx,
+        ctx.clients
+            .apigateway
+            .delete_authorizer()
+            .rest_api_id(api_id)
+            .authorizer_id(authorizer_id)
+            .send(),
     )
     .await;
     delete_converged(
@@ -646,20 +608,16 @@ async fn create_deployment(
     routes: &str,
     resource: &str,
 ) -> Result<(), DeployError> {
-    retry(
-        ctx.opts,
-        || {
-            ctx.count();
-            ctx.clients
-                .apigateway
-                .create_deployment()
-                .rest_api_id(api_id)
-                .stage_name(stage)
-                .description("deployed by the deployer")
-                .variables(super::ROUTES_VARIABLE, routes)
-                .send()
-        },
-        throttled!(),
+    sent(
+        ctx,
+        ctx.clients
+            .apigateway
+            .create_deployment()
+            .rest_api_id(api_id)
+            .stage_name(stage)
+            .description("deployed by the deployer")
+            .variables(super::ROUTES_VARIABLE, routes)
+            .send(),
     )
     .await
     .map_err(|f| failure_error("CreateDeployment", resource, f))?;
@@ -667,17 +625,13 @@ async fn create_deployment(
 }
 
 async fn delete_rest_api(ctx: &Ctx<'_>, resource: &str, api_id: &str) -> Result<(), DeployError> {
-    let result = retry(
-        ctx.opts,
-        || {
-            ctx.count();
-            ctx.clients
-                .apigateway
-                .delete_rest_api()
-                .rest_api_id(api_id)
-                .send()
-        },
-        throttled!(),
+    let result = sent(
+        ctx,
+        ctx.clients
+            .apigateway
+            .delete_rest_api()
+            .rest_api_id(api_id)
+            .send(),
     )
     .await;
     delete_converged(
