@@ -444,28 +444,21 @@ pub(crate) async fn observe(
     stage: &str,
 ) -> Result<Vec<ActualFunction>, DeployError> {
     let prefix = names::function_prefix(app, stage);
-    let mut candidates = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = clients
-            .lambda
-            .list_functions()
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .map_err(|e| call_error("ListFunctions", &format!("functions {prefix}*"), e))?;
-        for f in page.functions() {
-            if let Some(name) = f.function_name()
-                && name.starts_with(&prefix)
-            {
-                candidates.push(name.to_string());
-            }
-        }
-        match page.next_marker() {
-            Some(m) if !m.is_empty() => marker = Some(m.to_string()),
-            _ => break,
-        }
-    }
+    let listed = clients
+        .lambda
+        .list_functions()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| call_error("ListFunctions", &format!("functions {prefix}*"), e))?;
+    let candidates: Vec<String> = listed
+        .iter()
+        .filter_map(|f| f.function_name())
+        .filter(|name| name.starts_with(&prefix))
+        .map(str::to_string)
+        .collect();
 
     let mut functions = Vec::new();
     for name in candidates {

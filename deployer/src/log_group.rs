@@ -109,34 +109,27 @@ pub(crate) async fn observe(
         .map(|name| (log_group_name(&name), name))
         .collect();
     let prefix = log_group_name(&names::function_prefix(app, stage));
-    let mut groups = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = clients
-            .logs
-            .describe_log_groups()
-            .log_group_name_prefix(&prefix)
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| call_error("DescribeLogGroups", &format!("{prefix}*"), e))?;
-        for g in page.log_groups() {
-            let Some(name) = g.log_group_name() else {
-                continue;
-            };
-            if let Some(function) = by_group.get(name) {
-                groups.push(ActualLogGroup {
-                    name: name.to_string(),
-                    function: function.clone(),
-                    retention_days: g.retention_in_days().and_then(|d| u32::try_from(d).ok()),
-                });
-            }
-        }
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => break,
-        }
-    }
+    let listed = clients
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(&prefix)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| call_error("DescribeLogGroups", &format!("{prefix}*"), e))?;
+    let mut groups: Vec<ActualLogGroup> = listed
+        .iter()
+        .filter_map(|g| {
+            let name = g.log_group_name()?;
+            Some(ActualLogGroup {
+                name: name.to_string(),
+                function: by_group.get(name)?.clone(),
+                retention_days: g.retention_in_days().and_then(|d| u32::try_from(d).ok()),
+            })
+        })
+        .collect();
     groups.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(groups)
 }

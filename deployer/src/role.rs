@@ -254,46 +254,32 @@ pub(crate) async fn observe_role(
         return Ok(None);
     };
 
-    let mut managed = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = clients
-            .iam
-            .list_attached_role_policies()
-            .role_name(name)
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .map_err(|e| call_error("ListAttachedRolePolicies", &resource, e))?;
-        managed.extend(
-            page.attached_policies()
-                .iter()
-                .filter_map(|p| p.policy_arn().map(str::to_string)),
-        );
-        match (page.is_truncated(), page.marker()) {
-            (true, Some(m)) => marker = Some(m.to_string()),
-            _ => break,
-        }
-    }
+    let attached = clients
+        .iam
+        .list_attached_role_policies()
+        .role_name(name)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| call_error("ListAttachedRolePolicies", &resource, e))?;
+    let mut managed: Vec<String> = attached
+        .iter()
+        .filter_map(|p| p.policy_arn().map(str::to_string))
+        .collect();
     managed.sort();
 
-    let mut policy_names = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let page = clients
-            .iam
-            .list_role_policies()
-            .role_name(name)
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .map_err(|e| call_error("ListRolePolicies", &resource, e))?;
-        policy_names.extend(page.policy_names().iter().cloned());
-        match (page.is_truncated(), page.marker()) {
-            (true, Some(m)) => marker = Some(m.to_string()),
-            _ => break,
-        }
-    }
+    let policy_names: Vec<String> = clients
+        .iam
+        .list_role_policies()
+        .role_name(name)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| call_error("ListRolePolicies", &resource, e))?;
 
     let mut inline = BTreeMap::new();
     for policy in policy_names {

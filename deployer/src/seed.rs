@@ -9,7 +9,7 @@
 //! silently deleting a state's data because a file went missing is a surprise nobody wants. To
 //! empty a tenant on purpose, seed it with no records: every record it has is then removed.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use serde::Serialize;
@@ -317,36 +317,31 @@ pub(crate) async fn read_partition(
     tenant: &str,
 ) -> Result<ActualPartition, DeployError> {
     let resource = format!("tenant {tenant} in {table}");
-    let mut records = BTreeMap::new();
-    let mut start: Option<HashMap<String, AttributeValue>> = None;
-    loop {
-        let page = clients
-            .dynamodb
-            .query()
-            .table_name(table)
-            .key_condition_expression("#tenant = :tenant")
-            .expression_attribute_names("#tenant", PARTITION_KEY)
-            .expression_attribute_values(":tenant", AttributeValue::S(tenant.to_string()))
-            .consistent_read(true)
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .map_err(|e| call_error("Query", &resource, e))?;
-        for item in page.items() {
-            let Some(record) = item.get(SORT_KEY).and_then(|v| v.as_s().ok()) else {
-                continue;
-            };
+    let items = clients
+        .dynamodb
+        .query()
+        .table_name(table)
+        .key_condition_expression("#tenant = :tenant")
+        .expression_attribute_names("#tenant", PARTITION_KEY)
+        .expression_attribute_values(":tenant", AttributeValue::S(tenant.to_string()))
+        .consistent_read(true)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| call_error("Query", &resource, e))?;
+    let records = items
+        .iter()
+        .filter_map(|item| {
+            let record = item.get(SORT_KEY).and_then(|v| v.as_s().ok())?;
             let data = item
                 .get(DATA_ATTRIBUTE)
                 .and_then(|v| v.as_s().ok())
                 .cloned();
-            records.insert(record.clone(), data);
-        }
-        match page.last_evaluated_key() {
-            Some(key) if !key.is_empty() => start = Some(key.clone()),
-            _ => break,
-        }
-    }
+            Some((record.clone(), data))
+        })
+        .collect();
     Ok(ActualPartition {
         table: table.to_string(),
         tenant: tenant.to_string(),

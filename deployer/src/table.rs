@@ -312,27 +312,16 @@ pub(crate) async fn observe(
     stage: &str,
 ) -> Result<Vec<ActualTable>, DeployError> {
     let prefix = names::function_prefix(app, stage);
-    let mut candidates = Vec::new();
-    let mut start: Option<String> = None;
-    loop {
-        let page = clients
-            .dynamodb
-            .list_tables()
-            .set_exclusive_start_table_name(start.clone())
-            .send()
-            .await
-            .map_err(|e| call_error("ListTables", &format!("tables {prefix}*"), e))?;
-        candidates.extend(
-            page.table_names()
-                .iter()
-                .filter(|n| n.starts_with(&prefix))
-                .cloned(),
-        );
-        match page.last_evaluated_table_name() {
-            Some(last) if !last.is_empty() => start = Some(last.to_string()),
-            _ => break,
-        }
-    }
+    let listed: Vec<String> = clients
+        .dynamodb
+        .list_tables()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| call_error("ListTables", &format!("tables {prefix}*"), e))?;
+    let candidates = listed.into_iter().filter(|n| n.starts_with(&prefix));
     let mut tables = Vec::new();
     for name in candidates {
         let Some(table) = read_table(clients, &name).await? else {

@@ -24,33 +24,26 @@ pub(crate) async fn observe(
 ) -> Result<Vec<ActualRestApi>, DeployError> {
     let prefix = names::function_prefix(app, stage);
     let region = clients.region();
+    let listed = clients
+        .apigateway
+        .get_rest_apis()
+        .limit(500)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| call_error("GetRestApis", &format!("rest apis {prefix}*"), e))?;
     let mut candidates = Vec::new();
-    let mut position: Option<String> = None;
-    loop {
-        let page = clients
-            .apigateway
-            .get_rest_apis()
-            .limit(500)
-            .set_position(position.clone())
-            .send()
-            .await
-            .map_err(|e| call_error("GetRestApis", &format!("rest apis {prefix}*"), e))?;
-        for api in page.items() {
-            if let (Some(id), Some(name)) = (api.id(), api.name())
-                && name.starts_with(&prefix)
-            {
-                let tags: BTreeMap<String, String> = api
-                    .tags()
-                    .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                    .unwrap_or_default();
-                candidates.push((id.to_string(), name.to_string(), tags));
-            }
-        }
-        match page.position() {
-            Some(p) if !p.is_empty() && position.as_deref() != Some(p) => {
-                position = Some(p.to_string());
-            }
-            _ => break,
+    for api in &listed {
+        if let (Some(id), Some(name)) = (api.id(), api.name())
+            && name.starts_with(&prefix)
+        {
+            let tags: BTreeMap<String, String> = api
+                .tags()
+                .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default();
+            candidates.push((id.to_string(), name.to_string(), tags));
         }
     }
 
@@ -202,20 +195,21 @@ async fn read_resources(
     api_id: &str,
     resource: &str,
 ) -> Result<Vec<ActualResource>, DeployError> {
+    let listed = clients
+        .apigateway
+        .get_resources()
+        .rest_api_id(api_id)
+        .embed("methods")
+        .limit(500)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| call_error("GetResources", resource, e))?;
     let mut resources = Vec::new();
-    let mut position: Option<String> = None;
-    loop {
-        let page = clients
-            .apigateway
-            .get_resources()
-            .rest_api_id(api_id)
-            .embed("methods")
-            .limit(500)
-            .set_position(position.clone())
-            .send()
-            .await
-            .map_err(|e| call_error("GetResources", resource, e))?;
-        for r in page.items() {
+    {
+        for r in &listed {
             let (Some(id), Some(path)) = (r.id(), r.path()) else {
                 continue;
             };
@@ -261,12 +255,6 @@ async fn read_resources(
                 path: path.to_string(),
                 methods,
             });
-        }
-        match page.position() {
-            Some(p) if !p.is_empty() && position.as_deref() != Some(p) => {
-                position = Some(p.to_string());
-            }
-            _ => break,
         }
     }
     resources.sort_by(|a, b| a.path.cmp(&b.path));
