@@ -93,6 +93,10 @@ pub enum StackError {
         table: String,
         declared: Vec<String>,
     },
+    #[error(
+        "seed data names table `{table}`, which is keyed `{key}`; tenant data is seeded only into tables keyed `tenant (S), record (S)` (the default `Table::new`)"
+    )]
+    SeedTableKey { table: String, key: String },
     #[error("seed data for table `{table}`: {source}")]
     SeedTenant {
         table: String,

@@ -118,6 +118,9 @@ pub struct Function {
     /// Environment variable -> logical table. The variable receives the table's physical name
     /// and the execution role may read the table.
     pub reads_tables: BTreeMap<String, String>,
+    /// The logical tables of `reads_tables` the function may also write (PutItem, UpdateItem,
+    /// DeleteItem, BatchWriteItem).
+    pub writes_tables: BTreeSet<String>,
 }
 
 impl Function {
@@ -138,6 +141,7 @@ impl Function {
             provisioned_concurrency: None,
             snap_start: false,
             reads_tables: BTreeMap::new(),
+            writes_tables: BTreeSet::new(),
         }
     }
 
@@ -212,6 +216,13 @@ impl Function {
         self.reads_tables
             .insert(env_key.to_string(), logical.to_string());
         self
+    }
+
+    /// Like [`Function::reads_table`], and lets the function write the table too (PutItem,
+    /// UpdateItem, DeleteItem, BatchWriteItem).
+    pub fn writes_table(mut self, logical: &str, env_key: &str) -> Self {
+        self.writes_tables.insert(logical.to_string());
+        self.reads_table(logical, env_key)
     }
 }
 

@@ -72,8 +72,9 @@ pub struct ActualRole {
     pub tags: BTreeMap<String, String>,
 }
 
-/// The execution role's policy letting functions read exactly the tables they declare, and only
-/// read them. `None` when no function reads a table, so the role carries no DynamoDB access.
+/// The execution role's policy letting functions read exactly the tables they declare, and
+/// write only those they declare writing. `None` when no function uses a table, so the role
+/// carries no DynamoDB access.
 ///
 /// The ARNs use `*` for the region and account: the plan is computed before any call, so neither
 /// is known, and the table name already pins the app and stage.
@@ -89,14 +90,35 @@ pub fn table_read_policy(app: &str, stage: &str, functions: &[Function]) -> Opti
         .into_iter()
         .map(|t| names::table_arn_pattern(&names::table_name(app, stage, t)))
         .collect();
+    let mut statements = vec![serde_json::json!({
+        "Sid": "ReadTenantTables",
+        "Effect": "Allow",
+        "Action": ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query"],
+        "Resource": resources,
+    })];
+    // Only stacks with a writing function get the statement, so the policy of a read-only
+    // stack stays what earlier deploys put.
+    let written: BTreeSet<&String> = functions.iter().flat_map(|f| &f.writes_tables).collect();
+    if !written.is_empty() {
+        let resources: Vec<String> = written
+            .into_iter()
+            .map(|t| names::table_arn_pattern(&names::table_name(app, stage, t)))
+            .collect();
+        statements.push(serde_json::json!({
+            "Sid": "WriteTenantTables",
+            "Effect": "Allow",
+            "Action": [
+                "dynamodb:BatchWriteItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+            ],
+            "Resource": resources,
+        }));
+    }
     let doc = serde_json::json!({
         "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "ReadTenantTables",
-            "Effect": "Allow",
-            "Action": ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query"],
-            "Resource": resources,
-        }],
+        "Statement": statements,
     });
     Some(doc.to_string())
 }

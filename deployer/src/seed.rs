@@ -157,10 +157,17 @@ pub(crate) fn resolve_seeds(
     let mut errors = Vec::new();
     let mut by_table: BTreeMap<String, DesiredSeed> = BTreeMap::new();
     for seed in seeds {
-        if !tables.iter().any(|t| t.logical == seed.table) {
+        let Some(declared) = tables.iter().find(|t| t.logical == seed.table) else {
             errors.push(StackError::UnknownSeedTable {
                 table: seed.table.clone(),
                 declared: tables.iter().map(|t| t.logical.clone()).collect(),
+            });
+            continue;
+        };
+        if declared.key_schema != crate::table::KeySchema::tenant_record() {
+            errors.push(StackError::SeedTableKey {
+                table: seed.table.clone(),
+                key: declared.key_schema.to_string(),
             });
             continue;
         }

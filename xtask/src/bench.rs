@@ -17,6 +17,8 @@ use crate::output::Progress;
 pub enum BenchCommand {
     /// Benchmark the emulator with the real `representatives` function
     Emulator(EmulatorBench),
+    /// Benchmark deploys through an added per-call latency, sequential beside parallel
+    Deploy(crate::bench_deploy::DeployBench),
 }
 
 #[derive(Debug, clap::Args)]
@@ -36,11 +38,15 @@ pub struct EmulatorBench {
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    if let BenchCommand::Deploy(args) = command {
+        return crate::bench_deploy::run(args).await;
+    }
     if cfg!(debug_assertions) {
         return rerun_optimised();
     }
     match command {
         BenchCommand::Emulator(args) => emulator(args).await,
+        BenchCommand::Deploy(args) => crate::bench_deploy::run(args).await,
     }
 }
 
@@ -402,7 +408,7 @@ fn bootstrap_processes(state: &Path) -> Vec<(u32, u64)> {
 }
 
 /// A loopback port nothing listens on right now.
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
     Ok(listener.local_addr()?.port())
 }
@@ -489,7 +495,7 @@ async fn watch_latencies(progress: &Progress, count: usize) -> anyhow::Result<Ve
     Ok(samples)
 }
 
-struct KillOnDrop(Child);
+pub(crate) struct KillOnDrop(pub(crate) Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {

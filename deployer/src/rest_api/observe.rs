@@ -208,54 +208,49 @@ async fn read_resources(
         .await
         .map_err(|e| call_error("GetResources", resource, e))?;
     let mut resources = Vec::new();
-    {
-        for r in &listed {
-            let (Some(id), Some(path)) = (r.id(), r.path()) else {
-                continue;
-            };
-            let methods = r
-                .resource_methods()
-                .map(|m| {
-                    m.iter()
-                        .map(|(verb, method)| {
-                            let integration =
-                                method.method_integration().map(|i| ActualIntegration {
-                                    kind: i
-                                        .r#type()
-                                        .map(|t| t.as_str().to_string())
-                                        .unwrap_or_default(),
-                                    http_method: i.http_method().unwrap_or_default().to_string(),
-                                    uri: i.uri().unwrap_or_default().to_string(),
-                                    request_parameters: i
-                                        .request_parameters()
-                                        .map(|p| {
-                                            p.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-                                        })
-                                        .unwrap_or_default(),
-                                });
-                            let method = ActualMethod {
-                                authorization_type: method
-                                    .authorization_type()
-                                    .unwrap_or_default()
-                                    .to_string(),
-                                authorizer_id: method.authorizer_id().map(str::to_string),
-                                request_parameters: method
-                                    .request_parameters()
-                                    .map(|p| p.iter().map(|(k, v)| (k.clone(), *v)).collect())
-                                    .unwrap_or_default(),
-                                integration,
-                            };
-                            (verb.clone(), method)
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            resources.push(ActualResource {
-                id: id.to_string(),
-                path: path.to_string(),
-                methods,
-            });
-        }
+    for r in &listed {
+        let (Some(id), Some(path)) = (r.id(), r.path()) else {
+            continue;
+        };
+        let methods = r
+            .resource_methods()
+            .map(|m| {
+                m.iter()
+                    .map(|(verb, method)| {
+                        let integration = method.method_integration().map(|i| ActualIntegration {
+                            kind: i
+                                .r#type()
+                                .map(|t| t.as_str().to_string())
+                                .unwrap_or_default(),
+                            http_method: i.http_method().unwrap_or_default().to_string(),
+                            uri: i.uri().unwrap_or_default().to_string(),
+                            request_parameters: i
+                                .request_parameters()
+                                .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                                .unwrap_or_default(),
+                        });
+                        let method = ActualMethod {
+                            authorization_type: method
+                                .authorization_type()
+                                .unwrap_or_default()
+                                .to_string(),
+                            authorizer_id: method.authorizer_id().map(str::to_string),
+                            request_parameters: method
+                                .request_parameters()
+                                .map(|p| p.iter().map(|(k, v)| (k.clone(), *v)).collect())
+                                .unwrap_or_default(),
+                            integration,
+                        };
+                        (verb.clone(), method)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        resources.push(ActualResource {
+            id: id.to_string(),
+            path: path.to_string(),
+            methods,
+        });
     }
     resources.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(resources)

@@ -468,3 +468,51 @@ fn tables_no_longer_in_the_stack_are_deleted_after_functions() {
         "{destroy}"
     );
 }
+
+#[test]
+fn tables_declare_their_key_and_writers_get_write_access_to_their_tables_only() {
+    use deployer::{App, Function, Stage, Table};
+    let app = App::new("represent")
+        .table(Table::new("data"))
+        .table(Table::new("cache").key("id", None))
+        .function(
+            Function::new("writer")
+                .reads_table("data", "DATA_TABLE")
+                .writes_table("cache", "CACHE_TABLE"),
+        )
+        .stage(Stage::aws("dev").region("us-east-1").unmanaged_log_groups());
+    let d = deployer::desired(&app, "dev", &support::packages(&app, "v1")).expect("valid");
+    let doc: serde_json::Value =
+        serde_json::from_str(&d.role.inline_policies["table-read"]).expect("JSON policy");
+    let statements = doc["Statement"].as_array().expect("statements");
+    assert_eq!(statements.len(), 2, "{doc}");
+    assert_eq!(
+        statements[0]["Resource"],
+        serde_json::json!([
+            "arn:aws:dynamodb:*:*:table/represent-dev-cache",
+            "arn:aws:dynamodb:*:*:table/represent-dev-data"
+        ])
+    );
+    assert_eq!(statements[1]["Sid"], "WriteTenantTables");
+    assert_eq!(
+        statements[1]["Resource"],
+        serde_json::json!(["arn:aws:dynamodb:*:*:table/represent-dev-cache"])
+    );
+    let cache = d.find_table("cache").expect("declared");
+    assert_eq!(cache.key_schema.to_string(), "id (S)");
+    let data = d.find_table("data").expect("declared");
+    assert_eq!(data.key_schema.to_string(), "tenant (S), record (S)");
+}
+
+#[test]
+fn tenant_data_is_only_seeded_into_tables_keyed_by_tenant_and_record() {
+    use deployer::{App, Function, Stage, Table};
+    let app = App::new("represent")
+        .table(Table::new("cache").key("id", None))
+        .function(Function::new("writer").writes_table("cache", "CACHE_TABLE"))
+        .stage(Stage::aws("dev").region("us-east-1").unmanaged_log_groups());
+    let seeds = vec![Seed::new("cache").record("TX", "STATE", "{}")];
+    let err = deployer::desired_with_seeds(&app, "dev", &support::packages(&app, "v1"), seeds)
+        .expect_err("refused before any call");
+    assert!(err.to_string().contains("keyed `id (S)`"), "{err}");
+}
