@@ -93,6 +93,10 @@ pub enum StackError {
         table: String,
         declared: Vec<String>,
     },
+    #[error(
+        "seed data names table `{table}`, which is keyed `{key}`; tenant data is seeded only into tables keyed `tenant (S), record (S)` (the default `Table::new`)"
+    )]
+    SeedTableKey { table: String, key: String },
     #[error("seed data for table `{table}`: {source}")]
     SeedTenant {
         table: String,
@@ -119,7 +123,7 @@ pub enum StackError {
     },
     #[error(
         "stage `{stage}`: log retention of {days} days is not one CloudWatch Logs accepts; use one of {}",
-        crate::log_group::RETENTION_DAYS.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+        crate::names::RETENTION_DAYS.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
     )]
     LogRetention { stage: String, days: u32 },
     #[error("rest api `{logical}` is defined more than once; give each API its own logical name")]
@@ -323,8 +327,20 @@ pub enum DeployError {
     TenantId(#[from] TenantIdError),
 }
 
-/// Renders an SDK error with its whole chain of causes, which is where AWS puts the message a
-/// user can act on.
+/// Renders an SDK error as one line: its chain of causes, each said once, which is where AWS
+/// puts the message a user can act on (`InvalidParameterValueException: Unzipped size must be
+/// smaller than ...`). Never a `Debug` dump of the request or response.
 pub(crate) fn render<E: std::error::Error>(err: &E) -> String {
-    aws_smithy_types::error::display::DisplayErrorContext(err).to_string()
+    let mut parts: Vec<String> = Vec::new();
+    let mut cause: Option<&dyn std::error::Error> = Some(err);
+    while let Some(e) = cause {
+        let text = e.to_string();
+        // `service error` only says that the service answered; what it said follows.
+        let said = parts.last().is_some_and(|p| p.contains(&text));
+        if !said && text != "service error" && !text.is_empty() {
+            parts.push(text);
+        }
+        cause = e.source();
+    }
+    parts.join(": ")
 }

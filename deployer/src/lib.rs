@@ -2,16 +2,27 @@
 //! planned and applied through the AWS SDK.
 //!
 //! The pipeline, in order: [`stack`] (the app as typed Rust, [`stack::validate`]), [`build`]
-//! (`cargo build` for the emulator, one cargo-lambda run per architecture for AWS), [`package`] (reproducible zips), [`desired`] (stack + stage +
-//! packages + tenant [`seed`]s), [`observe`] (read AWS), [`plan`] (pure diff), [`apply`] (the
-//! only mutating code). [`table`] and [`seed`] hold the types and pure diffs of DynamoDB tables
-//! and of the tenant data seeded into them; [`rest_api`] those of the API Gateway REST APIs in
-//! front of the functions. [`watch`] rebuilds and updates the functions whose crates change.
+//! (`cargo build` for the emulator, one cargo-lambda run per architecture for AWS), [`package`]
+//! (reproducible zips), [`desired`] (stack + stage + packages + tenant [`seed`]s), [`observe`]
+//! (read AWS), [`plan`] (pure diff), [`apply`] (the only mutating code, a graph of steps run in
+//! parallel).
+//!
+//! The layers, bottom up, each using only those below it:
+//! - shared vocabulary: [`names`] (physical names and tags), [`error`], [`clients`],
+//!   [`change`] (actions, resource kinds, a planned change), [`step`] (what apply steps share);
+//! - one module per resource kind, owning its declaration, validation, resolution, observation,
+//!   pure diff and apply steps: [`role`], [`function`], [`table`], [`seed`], [`log_group`],
+//!   [`rest_api`];
+//! - orchestration: [`stack`], [`desired`], [`observe`], [`plan`], [`apply`], and [`watch`], which
+//!   rebuilds and updates the functions whose crates change.
 
 pub mod apply;
 pub mod build;
+pub mod change;
+pub mod clients;
 pub mod desired;
 pub mod error;
+pub mod function;
 pub mod invoke;
 pub mod log_group;
 pub mod logs;
@@ -20,14 +31,16 @@ pub mod observe;
 pub mod package;
 pub mod plan;
 pub mod rest_api;
+pub mod role;
 pub mod seed;
 pub mod stack;
+pub mod step;
 pub mod table;
 pub mod tenant;
 pub mod tools;
 pub mod watch;
 
-pub use apply::{ApplyOptions, ApplyReport, apply, destroy};
+pub use apply::{ApplyFailure, ApplyOptions, ApplyReport, apply, destroy};
 pub use build::{BuildRequest, build};
 pub use desired::{
     Desired, DesiredFunction, DesiredRole, desired, desired_for_seeding, desired_with_seeds,
@@ -44,11 +57,12 @@ pub use observe::{
 };
 pub use package::{Package, package_bootstrap, package_file};
 pub use plan::{
-    Action, Change, Plan, ResourceKind, RoleDiff, Summary, plan, plan_destroy, plan_seeds,
+    Action, Change, Op, Plan, RenderOptions, ResourceKind, Summary, plan, plan_destroy, plan_seeds,
 };
 pub use rest_api::{
     ActualRestApi, ApiKind, DesiredRestApi, RestApi, Route, TenantSource, invoke_url,
 };
+pub use role::RoleOp;
 pub use seed::{ActualPartition, DesiredSeed, Seed, SeedDiff};
 pub use stack::{App, Architecture, Function, LogFormat, Role, Stage, Target, Tenancy, validate};
 pub use table::{ActualTable, DesiredTable, KeySchema, Table};

@@ -4,21 +4,22 @@
 //! Lambda writes a function's logs to `/aws/lambda/<function name>` and creates that group on the
 //! first invoke if it is missing, with no retention: logs kept forever, and paid for forever. The
 //! deployer creates the group itself with the stage's retention before the function exists, and
-//! deletes it when the function leaves the stack, so a log group lives and dies with its function.
+//! deletes it when the function leaves the stack. A replaced function's group is kept: its logs
+//! are the history of the function, and the stage's retention still expires them.
 
 use std::collections::BTreeMap;
 
 use aws_sdk_cloudwatchlogs::error::SdkError;
 use serde::Serialize;
 
+use crate::change::{Action, Planned, ResourceKind};
+use crate::clients::Clients;
 use crate::error::{DeployError, render};
-use crate::observe::{ActualFunction, Clients};
+use crate::function::ActualFunction;
+use crate::names;
+use crate::step::Ctx;
 
-/// The retention periods CloudWatch Logs accepts (PutRetentionPolicy's `retentionInDays`).
-pub const RETENTION_DAYS: &[u32] = &[
-    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
-    3288, 3653,
-];
+pub use crate::names::RETENTION_DAYS;
 /// The default retention of an AWS stage: two weeks is enough to investigate an incident and
 /// keeps a busy stage's log bill bounded.
 pub const AWS_RETENTION_DAYS: u32 = 14;
@@ -81,62 +82,66 @@ fn call_error<E: std::error::Error + 'static, R: std::fmt::Debug>(
     }
 }
 
-/// The log groups of the given functions (the stage's, already filtered by tags): one listing
-/// of the stage's prefix, every page, keeping only the groups named after those functions, so a
-/// stage whose name extends another's (`dev` and `dev-2`) never claims the other's groups.
-pub(crate) async fn observe_log_groups(
+/// The log groups of the given functions (the stage's, already filtered by tags) and of the
+/// other slot of each: one listing of the stage's prefix, every page, keeping only the groups
+/// named after those functions, so a stage whose name extends another's (`dev` and `dev-2`)
+/// never claims the other's groups.
+pub(crate) async fn observe(
     clients: &Clients,
-    function_prefix: &str,
+    app: &str,
+    stage: &str,
     functions: &[ActualFunction],
 ) -> Result<Vec<ActualLogGroup>, DeployError> {
     if functions.is_empty() {
         return Ok(Vec::new());
     }
-    let by_group: BTreeMap<String, &str> = functions
+    // Both slots of each logical function: a replaced function's group outlives it.
+    let by_group: BTreeMap<String, String> = functions
         .iter()
-        .map(|f| (log_group_name(&f.name), f.name.as_str()))
-        .collect();
-    let prefix = log_group_name(function_prefix);
-    let mut groups = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = clients
-            .logs
-            .describe_log_groups()
-            .log_group_name_prefix(&prefix)
-            .set_next_token(token.take())
-            .send()
-            .await
-            .map_err(|e| call_error("DescribeLogGroups", &format!("{prefix}*"), e))?;
-        for g in page.log_groups() {
-            let Some(name) = g.log_group_name() else {
-                continue;
-            };
-            if let Some(function) = by_group.get(name) {
-                groups.push(ActualLogGroup {
-                    name: name.to_string(),
-                    function: function.to_string(),
-                    retention_days: g.retention_in_days().and_then(|d| u32::try_from(d).ok()),
-                });
+        .flat_map(|f| {
+            let mut slots = vec![f.name.clone()];
+            if let Some(logical) = &f.logical {
+                slots.push(names::function_name(app, stage, logical));
+                slots.push(names::replacement_name(app, stage, logical));
             }
-        }
-        match page.next_token() {
-            Some(t) if !t.is_empty() => token = Some(t.to_string()),
-            _ => break,
-        }
-    }
+            slots
+        })
+        .map(|name| (log_group_name(&name), name))
+        .collect();
+    let prefix = log_group_name(&names::function_prefix(app, stage));
+    let listed = clients
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(&prefix)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| call_error("DescribeLogGroups", &format!("{prefix}*"), e))?;
+    let mut groups: Vec<ActualLogGroup> = listed
+        .iter()
+        .filter_map(|g| {
+            let name = g.log_group_name()?;
+            Some(ActualLogGroup {
+                name: name.to_string(),
+                function: by_group.get(name)?.clone(),
+                retention_days: g.retention_in_days().and_then(|d| u32::try_from(d).ok()),
+            })
+        })
+        .collect();
     groups.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(groups)
 }
 
 /// Creates a log group, tolerating one an interrupted run (or Lambda itself, on a first invoke)
-/// already created, then sets its retention. Returns the number of mutating calls sent.
-pub(crate) async fn create_log_group(
+/// already created, then sets its retention.
+async fn create_log_group(
     clients: &Clients,
     name: &str,
     days: u32,
     tags: &BTreeMap<String, String>,
-) -> Result<u32, DeployError> {
+) -> Result<(), DeployError> {
     let result = clients
         .logs
         .create_log_group()
@@ -151,16 +156,11 @@ pub(crate) async fn create_log_group(
                 .is_some_and(|s| s.is_resource_already_exists_exception()) => {}
         Err(e) => return Err(call_error("CreateLogGroup", name, e)),
     }
-    put_retention(clients, name, days).await?;
-    Ok(2)
+    put_retention(clients, name, days).await
 }
 
 /// Sets a log group's retention.
-pub(crate) async fn put_retention(
-    clients: &Clients,
-    name: &str,
-    days: u32,
-) -> Result<(), DeployError> {
+async fn put_retention(clients: &Clients, name: &str, days: u32) -> Result<(), DeployError> {
     clients
         .logs
         .put_retention_policy()
@@ -173,7 +173,7 @@ pub(crate) async fn put_retention(
 }
 
 /// Deletes a log group; one already gone counts as deleted.
-pub(crate) async fn delete_log_group(clients: &Clients, name: &str) -> Result<(), DeployError> {
+async fn delete_log_group(clients: &Clients, name: &str) -> Result<(), DeployError> {
     match clients
         .logs
         .delete_log_group()
@@ -190,4 +190,186 @@ pub(crate) async fn delete_log_group(clients: &Clients, name: &str) -> Result<()
         }
         Err(e) => Err(call_error("DeleteLogGroup", name, e)),
     }
+}
+
+/// What apply sends for a log group: its retention and, on a create, its tags.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LogGroupOp {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+fn change(
+    name: &str,
+    logical: Option<&str>,
+    action: Action,
+    reason: impl Into<String>,
+    op: LogGroupOp,
+) -> Planned<LogGroupOp> {
+    Planned::new(
+        ResourceKind::LogGroup,
+        format!("log group {name}"),
+        name,
+        logical,
+        action,
+        reason,
+        op,
+    )
+}
+
+/// Where one logical function ends up after a plan, as far as its log group is concerned.
+#[derive(Debug, Clone)]
+pub struct FunctionSlot {
+    pub logical: String,
+    /// The physical function after the plan (a replacement's new slot).
+    pub name: String,
+    /// The other slot the function alternates with when it is replaced.
+    pub other_slot: String,
+    /// The function a replacement supersedes.
+    pub replaces: Option<String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// The log group of every function the plan keeps or creates (under the slot name it ends up
+/// with), at the stage's retention. The group of a replaced function is kept, and the plan says
+/// so; the groups of functions the stack no longer declares are deleted. Nothing at all when
+/// the stage leaves its log groups to Lambda (`days` is `None`).
+pub fn plan(
+    days: Option<u32>,
+    observed: &[ActualLogGroup],
+    functions: &[FunctionSlot],
+) -> Vec<Planned<LogGroupOp>> {
+    let Some(days) = days else {
+        return Vec::new();
+    };
+    let find = |name: &str| observed.iter().find(|g| g.name == name);
+    let mut keep = Vec::new();
+    let mut claimed = std::collections::BTreeSet::new();
+    for f in functions {
+        let name = log_group_name(&f.name);
+        claimed.insert(name.clone());
+        let logical = Some(f.logical.as_str());
+        let retention = describe_retention(Some(days));
+        keep.push(match diff_log_group(find(&name), days) {
+            LogGroupDiff::Create => change(
+                &name,
+                logical,
+                Action::Create,
+                "not deployed yet",
+                LogGroupOp {
+                    retention_days: Some(days),
+                    tags: f.tags.clone(),
+                },
+            )
+            .with_details(vec![format!("retention {retention}")]),
+            LogGroupDiff::Same => change(
+                &name,
+                logical,
+                Action::NoOp,
+                "up to date",
+                LogGroupOp::default(),
+            ),
+            LogGroupDiff::Retention { from, .. } => change(
+                &name,
+                logical,
+                Action::Update,
+                "retention changed",
+                LogGroupOp {
+                    retention_days: Some(days),
+                    tags: BTreeMap::new(),
+                },
+            )
+            .with_details(vec![format!(
+                "retention {} -> {retention}",
+                describe_retention(from)
+            )]),
+        });
+        if let Some(old) = &f.replaces {
+            let old_group = log_group_name(old);
+            if find(&old_group).is_some() {
+                claimed.insert(old_group.clone());
+                keep.push(change(
+                    &old_group,
+                    logical,
+                    Action::NoOp,
+                    format!("kept: the history of function {old}, which is replaced"),
+                    LogGroupOp::default(),
+                ));
+            }
+        }
+    }
+    // The other slot of a function still in the stack holds the history of an earlier
+    // replacement; anything else belongs to a function that left the stack.
+    let mut delete = Vec::new();
+    for g in observed.iter().filter(|g| !claimed.contains(&g.name)) {
+        match functions.iter().find(|f| f.other_slot == g.function) {
+            Some(f) => keep.push(change(
+                &g.name,
+                Some(&f.logical),
+                Action::NoOp,
+                format!("kept: the history of an earlier function {}", g.function),
+                LogGroupOp::default(),
+            )),
+            None => delete.push(change(
+                &g.name,
+                None,
+                Action::Delete,
+                format!("function {} is deleted", g.function),
+                LogGroupOp::default(),
+            )),
+        }
+    }
+    keep.extend(delete);
+    keep
+}
+
+/// Deletes of every log group of a stage, for a destroy.
+pub fn plan_destroy(observed: &[ActualLogGroup]) -> Vec<Planned<LogGroupOp>> {
+    observed
+        .iter()
+        .map(|g| {
+            change(
+                &g.name,
+                None,
+                Action::Delete,
+                "destroying the stage",
+                LogGroupOp::default(),
+            )
+        })
+        .collect()
+}
+
+/// Creates a function's log group with the stage's retention, or changes its retention.
+pub(crate) async fn apply(ctx: &Ctx<'_>, c: &Planned<LogGroupOp>) -> Result<(), DeployError> {
+    let Some(days) = c.op.retention_days else {
+        return Ok(());
+    };
+    match c.action {
+        Action::Create => {
+            ctx.say(&format!(
+                "creating log group {} ({})",
+                c.name,
+                describe_retention(Some(days))
+            ));
+            create_log_group(ctx.clients, &c.name, days, &c.op.tags).await?;
+        }
+        Action::Update => {
+            ctx.say(&format!(
+                "updating {} ({})",
+                c.resource,
+                c.details.join(", ")
+            ));
+            put_retention(ctx.clients, &c.name, days).await?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Deletes a log group; one already gone counts as deleted.
+pub(crate) async fn delete(ctx: &Ctx<'_>, c: &Planned<LogGroupOp>) -> Result<(), DeployError> {
+    ctx.say(&format!("deleting log group {} ({})", c.name, c.reason));
+    delete_log_group(ctx.clients, &c.name).await
 }

@@ -83,3 +83,27 @@ pub fn is_valid_table_name(name: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
+
+/// The retention periods CloudWatch Logs accepts (PutRetentionPolicy's `retentionInDays`).
+pub const RETENTION_DAYS: &[u32] = &[
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+/// Whether a logical name (app, stage, function, table, API) is 1 or more characters of
+/// lowercase letters, digits and `-`, which every AWS name it ends up in accepts.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// The tags of a resource of one stage that belongs to one logical resource of the stack.
+pub fn tags(app: &str, stage: &str, logical: &str) -> std::collections::BTreeMap<String, String> {
+    std::collections::BTreeMap::from([
+        (TAG_APP.to_string(), app.to_string()),
+        (TAG_STAGE.to_string(), stage.to_string()),
+        (TAG_LOGICAL.to_string(), logical.to_string()),
+    ])
+}

@@ -1,5 +1,6 @@
 //! Tenant data seeded into the stack's tables: the seed a caller hands in, its validation, the
-//! partitions observed in DynamoDB, and the pure per-tenant diff the planner makes.
+//! partitions observed in DynamoDB, the pure per-tenant diff the planner makes, and the batched
+//! writes apply sends.
 //!
 //! One tenant's data is one partition (`tenant = TX`); an item is `{tenant, record, data}`, all
 //! strings, `data` being a JSON document. Only the partitions of tenants named in the seed are
@@ -10,11 +11,15 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use serde::Serialize;
 
-use crate::error::StackError;
-use crate::names;
-use crate::stack::App;
+use crate::change::{Action, Planned, ResourceKind};
+use crate::clients::Clients;
+use crate::error::{DeployError, StackError, render};
+use crate::names::{self, DATA_ATTRIBUTE, PARTITION_KEY, SORT_KEY};
+use crate::step::{Ctx, build_error, call_error};
+use crate::table::{Table, TableOp};
 use crate::tenant::validate_tenant_id;
 
 /// DynamoDB's limit on a sort key value, in bytes.
@@ -144,17 +149,25 @@ pub fn diff_partition(
 
 /// Checks seeds against the stack and resolves them for a stage, reporting every problem.
 pub(crate) fn resolve_seeds(
-    app: &App,
+    app: &str,
     stage: &str,
+    tables: &[Table],
     seeds: Vec<Seed>,
 ) -> Result<Vec<DesiredSeed>, Vec<StackError>> {
     let mut errors = Vec::new();
     let mut by_table: BTreeMap<String, DesiredSeed> = BTreeMap::new();
     for seed in seeds {
-        if app.find_table(&seed.table).is_none() {
+        let Some(declared) = tables.iter().find(|t| t.logical == seed.table) else {
             errors.push(StackError::UnknownSeedTable {
                 table: seed.table.clone(),
-                declared: app.tables.iter().map(|t| t.logical.clone()).collect(),
+                declared: tables.iter().map(|t| t.logical.clone()).collect(),
+            });
+            continue;
+        };
+        if declared.key_schema != crate::table::KeySchema::tenant_record() {
+            errors.push(StackError::SeedTableKey {
+                table: seed.table.clone(),
+                key: declared.key_schema.to_string(),
             });
             continue;
         }
@@ -162,7 +175,7 @@ pub(crate) fn resolve_seeds(
             .entry(seed.table.clone())
             .or_insert_with(|| DesiredSeed {
                 table: seed.table.clone(),
-                name: names::table_name(&app.name, stage, &seed.table),
+                name: names::table_name(app, stage, &seed.table),
                 partitions: BTreeMap::new(),
             });
         for (tenant, records) in seed.partitions {
@@ -227,4 +240,223 @@ fn check_partition(table: &str, tenant: &str, records: &Records, errors: &mut Ve
 pub fn seeded_tenants(seeds: &[DesiredSeed]) -> Vec<String> {
     let set: BTreeSet<&String> = seeds.iter().flat_map(|s| s.partitions.keys()).collect();
     set.into_iter().cloned().collect()
+}
+
+/// What apply sends for one tenant's partition: the record keys to write (shown in plans) and
+/// the records to put, data included (never shown: tenant data is not a plan's to print).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SeedOp {
+    pub diff: SeedDiff,
+    /// Record -> data of every record added or changed.
+    #[serde(skip)]
+    pub put: Records,
+}
+
+fn seed_change(logical: &str, diff: SeedDiff, records: &Records) -> Planned<SeedOp> {
+    let (action, reason) = if diff.is_empty() {
+        let n = records.len();
+        let plural = if n == 1 { "" } else { "s" };
+        (Action::NoOp, format!("up to date, {n} record{plural}"))
+    } else {
+        (Action::Update, diff.counts())
+    };
+    let put = diff
+        .add
+        .iter()
+        .chain(&diff.change)
+        .filter_map(|r| Some((r.clone(), records.get(r)?.clone())))
+        .collect();
+    Planned::new(
+        ResourceKind::Seed,
+        format!("tenant {} in {}", diff.tenant, diff.table),
+        &diff.table.clone(),
+        Some(logical),
+        action,
+        reason,
+        SeedOp { diff, put },
+    )
+}
+
+/// The tables a plan leaves empty (created or replaced) have empty partitions, whatever was
+/// observed.
+pub fn fresh_tables(tables: &[Planned<TableOp>]) -> BTreeSet<String> {
+    tables
+        .iter()
+        .filter(|c| matches!(c.action, Action::Create | Action::Replace))
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+/// One change per seeded tenant (of `only_tenant` if given), tables in stack order, tenants
+/// sorted. Partitions of tables in `fresh` are empty whatever was observed.
+pub fn plan(
+    seeds: &[DesiredSeed],
+    actual: &[ActualPartition],
+    fresh: &BTreeSet<String>,
+    only_tenant: Option<&str>,
+) -> Vec<Planned<SeedOp>> {
+    let mut changes = Vec::new();
+    for seed in seeds {
+        for (tenant, records) in &seed.partitions {
+            if only_tenant.is_some_and(|only| only != tenant) {
+                continue;
+            }
+            let observed = if fresh.contains(&seed.name) {
+                None
+            } else {
+                actual
+                    .iter()
+                    .find(|p| p.table == seed.name && p.tenant == *tenant)
+                    .map(|p| &p.records)
+            };
+            let diff = diff_partition(&seed.name, tenant, records, observed);
+            changes.push(seed_change(&seed.table, diff, records));
+        }
+    }
+    changes
+}
+
+/// Reads one tenant's partition, every page of it. Consistent reads, so a plan made right after
+/// a seed sees the seed's writes.
+pub(crate) async fn read_partition(
+    clients: &Clients,
+    table: &str,
+    tenant: &str,
+) -> Result<ActualPartition, DeployError> {
+    let resource = format!("tenant {tenant} in {table}");
+    let items = clients
+        .dynamodb
+        .query()
+        .table_name(table)
+        .key_condition_expression("#tenant = :tenant")
+        .expression_attribute_names("#tenant", PARTITION_KEY)
+        .expression_attribute_values(":tenant", AttributeValue::S(tenant.to_string()))
+        .consistent_read(true)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| call_error("Query", &resource, e))?;
+    let records = items
+        .iter()
+        .filter_map(|item| {
+            let record = item.get(SORT_KEY).and_then(|v| v.as_s().ok())?;
+            let data = item
+                .get(DATA_ATTRIBUTE)
+                .and_then(|v| v.as_s().ok())
+                .cloned();
+            Some((record.clone(), data))
+        })
+        .collect();
+    Ok(ActualPartition {
+        table: table.to_string(),
+        tenant: tenant.to_string(),
+        records,
+    })
+}
+
+/// BatchWriteItem takes at most 25 writes per call.
+pub const MAX_BATCH_WRITE: usize = 25;
+
+/// Writes one tenant's partition: puts for added and changed records, deletes for removed
+/// ones, in batches of [`MAX_BATCH_WRITE`].
+pub(crate) async fn apply(ctx: &Ctx<'_>, c: &Planned<SeedOp>) -> Result<(), DeployError> {
+    let diff = &c.op.diff;
+    let key = |record: &str| {
+        [
+            (
+                PARTITION_KEY.to_string(),
+                AttributeValue::S(diff.tenant.clone()),
+            ),
+            (SORT_KEY.to_string(), AttributeValue::S(record.to_string())),
+        ]
+    };
+    let mut writes = Vec::new();
+    for (record, data) in &c.op.put {
+        let mut put = PutRequest::builder();
+        for (k, v) in key(record) {
+            put = put.item(k, v);
+        }
+        let put = put
+            .item(DATA_ATTRIBUTE, AttributeValue::S(data.clone()))
+            .build()
+            .map_err(|e| build_error("BatchWriteItem", &c.resource, e))?;
+        writes.push(WriteRequest::builder().put_request(put).build());
+    }
+    for record in &diff.remove {
+        let mut delete = DeleteRequest::builder();
+        for (k, v) in key(record) {
+            delete = delete.key(k, v);
+        }
+        let delete = delete
+            .build()
+            .map_err(|e| build_error("BatchWriteItem", &c.resource, e))?;
+        writes.push(WriteRequest::builder().delete_request(delete).build());
+    }
+    ctx.say(&format!("seeding {} ({})", c.resource, c.reason));
+    for chunk in writes.chunks(MAX_BATCH_WRITE) {
+        write_batch(ctx, &diff.table, &c.resource, chunk.to_vec()).await?;
+    }
+    Ok(())
+}
+
+/// Sends one batch, then resends whatever DynamoDB leaves in `UnprocessedItems` (it does so
+/// under load instead of failing), backing off between attempts up to `max_attempts`.
+async fn write_batch(
+    ctx: &Ctx<'_>,
+    table: &str,
+    resource: &str,
+    mut pending: Vec<WriteRequest>,
+) -> Result<(), DeployError> {
+    let max = ctx.opts.max_attempts.max(1);
+    let mut delay = ctx.opts.base_delay;
+    let mut attempt = 1;
+    loop {
+        let result = ctx
+            .clients
+            .dynamodb
+            .batch_write_item()
+            .request_items(table, pending.clone())
+            .send()
+            .await;
+        let last_error = match result {
+            Ok(out) => {
+                let left = out
+                    .unprocessed_items()
+                    .and_then(|m| m.get(table))
+                    .cloned()
+                    .unwrap_or_default();
+                if left.is_empty() {
+                    return Ok(());
+                }
+                let message = format!("{} writes were left unprocessed", left.len());
+                pending = left;
+                message
+            }
+            Err(e)
+                if e.as_service_error().is_some_and(|s| {
+                    s.is_provisioned_throughput_exceeded_exception()
+                        || s.is_request_limit_exceeded()
+                        || s.is_throttling_exception()
+                }) =>
+            {
+                render(&e)
+            }
+            Err(e) => {
+                return Err(call_error("BatchWriteItem", resource, e));
+            }
+        };
+        if attempt >= max {
+            return Err(DeployError::RetriesExhausted {
+                call: "BatchWriteItem",
+                resource: resource.to_string(),
+                attempts: attempt,
+                last_error,
+            });
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(ctx.opts.max_delay.max(ctx.opts.base_delay));
+        attempt += 1;
+    }
 }

@@ -13,9 +13,11 @@ use tokio::sync::mpsc;
 
 use crate::apply::ApplyOptions;
 use crate::build::{StageBuild, build_stage};
-use crate::observe::{Actual, Clients};
+use crate::change::Action;
+use crate::clients::Clients;
+use crate::observe::Actual;
 use crate::package::{Package, package_file};
-use crate::plan::{Action, ResourceKind};
+use crate::plan::{Change, Op};
 use crate::stack::{App, Stage};
 
 /// What to watch and where the code runs.
@@ -412,10 +414,7 @@ async fn update(
     let beyond_code: Vec<&str> = plan
         .changes
         .iter()
-        .filter(|c| {
-            c.action != Action::NoOp
-                && !(c.kind == ResourceKind::Function && c.action == Action::UpdateCode)
-        })
+        .filter(|c| c.action != Action::NoOp && !code_only(c))
         .map(|c| c.resource.as_str())
         .collect();
     if !beyond_code.is_empty() {
@@ -428,15 +427,11 @@ async fn update(
         poll_interval: Duration::from_millis(10),
         ..ApplyOptions::default()
     };
-    crate::apply::apply(clients, &desired, &plan, &options, &|_: &str| {})
+    crate::apply::apply(clients, &plan, &options, &|_: &str| {})
         .await
         .map_err(|e| e.to_string())?;
     let mut updated = Vec::new();
-    for change in plan
-        .changes
-        .iter()
-        .filter(|c| c.action == Action::UpdateCode)
-    {
+    for change in plan.changes.iter().filter(|c| code_only(c)) {
         let Some(function) = spec
             .app
             .functions
@@ -454,4 +449,12 @@ async fn update(
         updated.push(function.bin.clone());
     }
     Ok(updated)
+}
+
+/// A function update that uploads code and sends nothing else.
+fn code_only(change: &Change) -> bool {
+    matches!(
+        &change.op,
+        Op::Function(op) if change.action == Action::Update && op.code && !op.configuration
+    )
 }

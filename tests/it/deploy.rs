@@ -28,7 +28,8 @@ async fn deploy_invoke_redeploy_update_and_destroy() {
     assert!(
         actions(&plan)
             .iter()
-            .all(|(_, action)| matches!(action, Action::Create | Action::Seed)),
+            .all(|(resource, action)| *action == Action::Create
+                || (*action == Action::Update && resource.starts_with("tenant "))),
         "{plan}"
     );
     assert!(report.mutating_calls > 0);
@@ -146,9 +147,18 @@ async fn deploy_invoke_redeploy_update_and_destroy() {
             .collect::<Vec<_>>(),
         vec![(
             "function represent-dev-representatives".to_string(),
-            Action::UpdateCode
+            Action::Update
         )],
         "{plan}"
+    );
+    let code_only = plan
+        .changes
+        .iter()
+        .any(|c| matches!(&c.op, deployer::Op::Function(op) if op.code && !op.configuration));
+    assert!(
+        code_only,
+        "only the code is sent:
+{plan}"
     );
     let config = stage
         .lambda

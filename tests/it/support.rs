@@ -132,7 +132,7 @@ pub async fn deploy(
         .await
         .expect("observe");
     let plan = deployer::plan::plan(&desired, &actual);
-    let report = deployer::apply::apply(&stage.clients, &desired, &plan, &options(), &|_| {})
+    let report = deployer::apply::apply(&stage.clients, &plan, &options(), &|_| {})
         .await
         .expect("apply");
     (plan, report)

@@ -134,15 +134,9 @@ async fn an_edit_reaches_every_tenant_and_a_broken_build_keeps_the_last_good_cod
         .await
         .expect("observe");
     let plan = deployer::plan(&desired, &actual);
-    deployer::apply(
-        &stage.clients,
-        &desired,
-        &plan,
-        &support::options(),
-        &|_| {},
-    )
-    .await
-    .expect("deploy");
+    deployer::apply(&stage.clients, &plan, &support::options(), &|_| {})
+        .await
+        .expect("deploy");
 
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

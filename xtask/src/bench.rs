@@ -27,6 +27,8 @@ pub enum BenchCommand {
     /// Time from saving a change to a function's source to the first invoke answering with the
     /// new code: `cargo xtask watch` beside `cargo lambda watch`, on the same edit
     Watch(WatchBench),
+    /// Benchmark deploys through an added per-call latency, sequential beside parallel
+    Deploy(crate::bench_deploy::DeployBench),
 }
 
 #[derive(Debug, clap::Args)]
@@ -56,6 +58,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Emulator(args) => emulator(args).await,
         BenchCommand::Watch(_) => save_to_answer().await,
+        BenchCommand::Deploy(args) => crate::bench_deploy::run(args).await,
     }
 }
 
@@ -593,7 +596,7 @@ fn bootstrap_processes(state: &Path) -> Vec<(u32, u64)> {
 }
 
 /// A loopback port nothing listens on right now.
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
     Ok(listener.local_addr()?.port())
 }
@@ -676,7 +679,7 @@ fn wait_for_watch(invoker: &mut Invoker) -> anyhow::Result<()> {
     }
 }
 
-struct KillOnDrop(Child);
+pub(crate) struct KillOnDrop(pub(crate) Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -737,7 +740,6 @@ async fn bench_stage(
     let plan = deployer::plan(&desired, &actual);
     deployer::apply(
         &clients,
-        &desired,
         &plan,
         &deployer::ApplyOptions::default(),
         &|m: &str| progress.step(m),

@@ -85,7 +85,6 @@ async fn run(args: StageArgs, dry_run: bool) -> anyhow::Result<()> {
     if !dry_run && plan.has_changes() {
         report = deployer::apply::apply(
             &target.clients,
-            &desired,
             &plan,
             &ApplyOptions::default(),
             &|message: &str| progress.step(message),

@@ -2,6 +2,7 @@
 //! manage tenants. This file parses and dispatches; each command lives in its own module.
 
 mod bench;
+mod bench_deploy;
 mod context;
 mod deploy;
 mod emulator_cmd;

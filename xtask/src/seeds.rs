@@ -71,7 +71,6 @@ pub async fn run(args: SeedArgs) -> anyhow::Result<()> {
     }
     let report = deployer::apply(
         &target.clients,
-        &desired,
         &plan,
         &ApplyOptions::default(),
         &|message: &str| progress.step(message),

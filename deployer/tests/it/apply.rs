@@ -72,9 +72,9 @@ async fn run(
     clients: &deployer::Clients,
     d: &Desired,
     actual: &Actual,
-) -> Result<deployer::ApplyReport, DeployError> {
+) -> Result<deployer::ApplyReport, deployer::ApplyFailure> {
     let p = plan(d, actual);
-    apply(clients, d, &p, &fast(), &|_: &str| {}).await
+    apply(clients, &p, &fast(), &|_: &str| {}).await
 }
 
 /// A stack with one shared function, for the scenarios about a single function.
@@ -130,7 +130,7 @@ async fn fresh_deploy_creates_role_then_functions() {
 
     let progress = Progress::default();
     let p = plan(&d, &Actual::default());
-    let report = apply(&c, &d, &p, &fast(), &|l: &str| progress.log(l))
+    let report = apply(&c, &p, &fast(), &|l: &str| progress.log(l))
         .await
         .expect("deployed");
 
@@ -228,7 +228,7 @@ async fn tenancy_change_replaces_function() {
     let c = clients(&[&create_new, &wait_active, &delete_old], &[]);
     let progress = Progress::default();
     let p = plan(&d, &actual);
-    let report = apply(&c, &d, &p, &fast(), &|l: &str| progress.log(l))
+    let report = apply(&c, &p, &fast(), &|l: &str| progress.log(l))
         .await
         .expect("replaced");
     assert_eq!(create_new.num_calls(), 1);
@@ -489,13 +489,14 @@ async fn exhausted_retries_name_the_call() {
     let err = run(&c, &d2, &up_to_date(&d1)).await.expect_err("gives up");
     assert_eq!(update_code.num_calls(), 5, "bounded by max_attempts");
     assert!(matches!(
-        err,
-        DeployError::RetriesExhausted {
+        err.errors.as_slice(),
+        [DeployError::RetriesExhausted {
             call: "UpdateFunctionCode",
             attempts: 5,
             ..
-        }
+        }]
     ));
+    assert_eq!(err.report.mutating_calls, 5, "every attempt is counted");
     let msg = err.to_string();
     assert!(
         msg.contains(

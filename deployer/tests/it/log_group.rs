@@ -124,7 +124,7 @@ async fn fresh_log_groups_are_created_with_the_stage_retention() {
         .then_output(|| PutRetentionPolicyOutput::builder().build());
     let c = clients_logs(&[], &[], &[], &[&create, &retention]);
 
-    let report = apply(&c, &d, &p, &fast(), &|_| {}).await.expect("applied");
+    let report = apply(&c, &p, &fast(), &|_| {}).await.expect("applied");
     assert_eq!((create.num_calls(), retention.num_calls()), (2, 2));
     assert_eq!(report.mutating_calls, 4);
 }
@@ -147,7 +147,7 @@ async fn a_log_group_lambda_already_created_gets_the_retention() {
         .then_output(|| PutRetentionPolicyOutput::builder().build());
     let c = clients_logs(&[], &[], &[], &[&create, &retention]);
 
-    apply(&c, &d, &p, &fast(), &|_| {}).await.expect("applied");
+    apply(&c, &p, &fast(), &|_| {}).await.expect("applied");
     assert_eq!((create.num_calls(), retention.num_calls()), (1, 1));
 }
 
@@ -164,7 +164,7 @@ async fn unchanged_log_groups_make_no_call() {
     );
     // No rule at all: any CloudWatch Logs call would fail the test.
     let c = clients_logs(&[], &[], &[], &[]);
-    let report = apply(&c, &d, &p, &fast(), &|_| {}).await.expect("applied");
+    let report = apply(&c, &p, &fast(), &|_| {}).await.expect("applied");
     assert_eq!(report.mutating_calls, 0);
 }
 
@@ -184,7 +184,7 @@ async fn a_retention_change_is_one_put_retention_policy() {
         .match_requests(|r| r.log_group_name() == Some(REPS) && r.retention_in_days() == Some(30))
         .then_output(|| PutRetentionPolicyOutput::builder().build());
     let c = clients_logs(&[], &[], &[], &[&retention]);
-    let report = apply(&c, &d, &p, &fast(), &|_| {}).await.expect("applied");
+    let report = apply(&c, &p, &fast(), &|_| {}).await.expect("applied");
     assert_eq!(retention.num_calls(), 1);
     assert_eq!(report.mutating_calls, 1);
 }

@@ -7,6 +7,7 @@ mod log_group;
 mod logs;
 mod observe;
 mod package;
+mod parallel;
 mod plan;
 mod rest_api;
 mod seed;

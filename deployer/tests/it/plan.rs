@@ -23,14 +23,29 @@ fn short(sha: &str) -> String {
 
 #[test]
 fn empty_stage_creates_everything() {
+    let d = desired();
+    let (reps, counties) = (
+        short(&d.functions[0].code_sha256),
+        short(&d.functions[1].code_sha256),
+    );
     check(
-        &desired(),
+        &d,
         &Actual::default(),
         &format!(
             "  + create  role represent-dev-exec  (not deployed yet)
         attach policy {BASIC}
   + create  function represent-dev-representatives  (not deployed yet)
+        memory 256 MB
+        timeout 10 s
+        architecture arm64
+        tenancy PerTenant
+        code {reps}
   + create  function represent-dev-counties  (not deployed yet)
+        memory 128 MB
+        timeout 3 s
+        architecture arm64
+        tenancy Shared
+        code {counties}
 
 Plan: 3 to create, 0 to update, 0 to replace, 0 to delete, 0 unchanged."
         ),
@@ -75,7 +90,11 @@ Plan: 0 to create, 1 to update, 0 to replace, 0 to delete, 2 unchanged."
         ),
     );
     let p = plan(&new, &actual);
-    assert_eq!(p.changes[1].action, deployer::Action::UpdateCode);
+    assert_eq!(p.changes[1].action, deployer::Action::Update);
+    assert!(
+        matches!(&p.changes[1].op, deployer::Op::Function(op) if op.code && !op.configuration),
+        "only the code is uploaded: {p}"
+    );
 }
 
 #[test]
@@ -177,7 +196,10 @@ Plan: 0 to create, 0 to update, 1 to replace, 0 to delete, 2 unchanged.",
     let c = &p.changes[2];
     assert_eq!(c.action, deployer::Action::Replace);
     assert_eq!(c.name, "represent-dev-counties");
-    assert_eq!(c.replaces.as_deref(), Some("represent-dev-counties-r"));
+    assert!(
+        matches!(&c.op, deployer::Op::Function(op) if op.replaces.as_deref() == Some("represent-dev-counties-r")),
+        "{p}"
+    );
 }
 
 #[test]
@@ -445,4 +467,52 @@ fn tables_no_longer_in_the_stack_are_deleted_after_functions() {
         )),
         "{destroy}"
     );
+}
+
+#[test]
+fn tables_declare_their_key_and_writers_get_write_access_to_their_tables_only() {
+    use deployer::{App, Function, Stage, Table};
+    let app = App::new("represent")
+        .table(Table::new("data"))
+        .table(Table::new("cache").key("id", None))
+        .function(
+            Function::new("writer")
+                .reads_table("data", "DATA_TABLE")
+                .writes_table("cache", "CACHE_TABLE"),
+        )
+        .stage(Stage::aws("dev").region("us-east-1").unmanaged_log_groups());
+    let d = deployer::desired(&app, "dev", &support::packages(&app, "v1")).expect("valid");
+    let doc: serde_json::Value =
+        serde_json::from_str(&d.role.inline_policies["table-read"]).expect("JSON policy");
+    let statements = doc["Statement"].as_array().expect("statements");
+    assert_eq!(statements.len(), 2, "{doc}");
+    assert_eq!(
+        statements[0]["Resource"],
+        serde_json::json!([
+            "arn:aws:dynamodb:*:*:table/represent-dev-cache",
+            "arn:aws:dynamodb:*:*:table/represent-dev-data"
+        ])
+    );
+    assert_eq!(statements[1]["Sid"], "WriteTenantTables");
+    assert_eq!(
+        statements[1]["Resource"],
+        serde_json::json!(["arn:aws:dynamodb:*:*:table/represent-dev-cache"])
+    );
+    let cache = d.find_table("cache").expect("declared");
+    assert_eq!(cache.key_schema.to_string(), "id (S)");
+    let data = d.find_table("data").expect("declared");
+    assert_eq!(data.key_schema.to_string(), "tenant (S), record (S)");
+}
+
+#[test]
+fn tenant_data_is_only_seeded_into_tables_keyed_by_tenant_and_record() {
+    use deployer::{App, Function, Stage, Table};
+    let app = App::new("represent")
+        .table(Table::new("cache").key("id", None))
+        .function(Function::new("writer").writes_table("cache", "CACHE_TABLE"))
+        .stage(Stage::aws("dev").region("us-east-1").unmanaged_log_groups());
+    let seeds = vec![Seed::new("cache").record("TX", "STATE", "{}")];
+    let err = deployer::desired_with_seeds(&app, "dev", &support::packages(&app, "v1"), seeds)
+        .expect_err("refused before any call");
+    assert!(err.to_string().contains("keyed `id (S)`"), "{err}");
 }

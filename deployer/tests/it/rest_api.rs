@@ -405,7 +405,7 @@ async fn deploy(d: &Desired, actual: &Actual) -> (Plan, ApplyReport, Vec<String>
     let (clients, _rules) = recording_clients(&calls);
     let p = plan(d, actual);
     let progress = Progress::default();
-    let report = apply(&clients, d, &p, &fast(), &|l: &str| progress.log(l))
+    let report = apply(&clients, &p, &fast(), &|l: &str| progress.log(l))
         .await
         .expect("applied");
     (p, report, calls.all())
@@ -694,7 +694,7 @@ async fn apply_on_the_emulator_reports_the_user_request_url() {
     let calls = Calls::default();
     let (mut clients, _rules) = recording_clients(&calls);
     clients.endpoint_url = Some("http://127.0.0.1:9456".to_string());
-    let report = apply(&clients, &d, &plan(&d, &with_api(&d)), &fast(), &|_| {})
+    let report = apply(&clients, &plan(&d, &with_api(&d)), &fast(), &|_| {})
         .await
         .expect("applied");
     assert_eq!(

@@ -14,6 +14,7 @@ use aws_sdk_lambda::types::{
     LogFormat as SdkLogFormat, LoggingConfig, Runtime, State, TenancyConfig, TenantIsolationMode,
 };
 use aws_smithy_mocks::{Rule, RuleMode, mock_client};
+use deployer::clients::Retries;
 use deployer::desired::function_tags;
 use deployer::seed::ActualPartition;
 use deployer::table::{ActualTable, table_tags};
@@ -192,7 +193,7 @@ pub fn status(name: &str, state: State, update: LastUpdateStatus) -> FunctionCon
 }
 
 /// Mocked clients with no DynamoDB rules. Strict: a call no rule matches panics and fails the
-/// test. The SDK's own retries are off so that every attempt the deployer makes is one rule call.
+/// test. They retry as production does, with short delays.
 pub fn clients(lambda: &[&Rule], iam: &[&Rule]) -> Clients {
     clients_with(lambda, iam, &[])
 }
@@ -217,25 +218,42 @@ pub fn clients_logs(
     dynamodb: &[&Rule],
     logs: &[&Rule],
 ) -> Clients {
-    Clients {
-        lambda: mock_client!(aws_sdk_lambda, RuleMode::MatchAny, lambda, |c| c
-            .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())),
-        iam: mock_client!(aws_sdk_iam, RuleMode::MatchAny, iam, |c| c
-            .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled())),
-        dynamodb: mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb, |c| c
-            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())),
-        logs: mock_client!(aws_sdk_cloudwatchlogs, RuleMode::MatchAny, logs, |c| c
-            .retry_config(
-                aws_sdk_cloudwatchlogs::config::retry::RetryConfig::disabled()
-            )),
-        apigateway: mock_client!(
-            aws_sdk_apigateway,
-            RuleMode::MatchAny,
-            &[&no_rest_apis()],
-            |c| c.retry_config(aws_sdk_apigateway::config::retry::RetryConfig::disabled())
-        ),
-        endpoint_url: None,
+    equip(
+        lambda,
+        iam,
+        dynamodb,
+        logs,
+        mock_client!(aws_sdk_apigateway, RuleMode::MatchAny, &[&no_rest_apis()]),
+    )
+}
+
+/// The retry policy of production, with delays short enough for tests.
+pub fn fast_retries() -> Retries {
+    Retries {
+        max_attempts: 5,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(2),
     }
+}
+
+/// Mocked clients equipped as production's are: the deployer's retry policy and its
+/// mutating-call counter.
+fn equip(
+    lambda: &[&Rule],
+    iam: &[&Rule],
+    dynamodb: &[&Rule],
+    logs: &[&Rule],
+    apigateway: aws_sdk_apigateway::Client,
+) -> Clients {
+    Clients::from_clients(
+        mock_client!(aws_sdk_lambda, RuleMode::MatchAny, lambda),
+        mock_client!(aws_sdk_iam, RuleMode::MatchAny, iam),
+        mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb),
+        mock_client!(aws_sdk_cloudwatchlogs, RuleMode::MatchAny, logs),
+        apigateway,
+        None,
+        fast_retries(),
+    )
 }
 
 /// API Gateway answering GetRestApis with no API, as often as asked.
@@ -253,11 +271,13 @@ pub fn clients_api(
     apigateway: &[&Rule],
     mode: RuleMode,
 ) -> Clients {
-    Clients {
-        apigateway: mock_client!(aws_sdk_apigateway, mode, apigateway, |c| c
-            .retry_config(aws_sdk_apigateway::config::retry::RetryConfig::disabled())),
-        ..clients_with(lambda, &[], dynamodb)
-    }
+    equip(
+        lambda,
+        &[],
+        dynamodb,
+        &[&no_log_groups()],
+        mock_client!(aws_sdk_apigateway, mode, apigateway),
+    )
 }
 
 /// Clients whose DynamoDB answers ListTables with no table, for tests about functions and
@@ -276,6 +296,7 @@ pub fn fast() -> ApplyOptions {
         max_delay: Duration::from_millis(2),
         wait_timeout: Duration::from_secs(30),
         poll_interval: Duration::from_millis(1),
+        ..ApplyOptions::default()
     }
 }
 

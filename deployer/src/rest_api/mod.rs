@@ -1,5 +1,6 @@
 //! REST APIs (API Gateway v1) in front of the functions: the stack's declaration and its
 //! validation, the desired and observed API, and the pure diff the planner makes between them.
+//! Reading an API is in `observe.rs`, the calls that change one in `apply.rs`.
 //!
 //! A route to a per-tenant function maps the caller's tenant (a header, a query parameter or a
 //! path parameter) onto the `X-Amz-Tenant-Id` integration header, which Lambda reads as the
@@ -9,11 +10,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use crate::change::{Action, Planned, ResourceKind};
 use crate::error::StackError;
+use crate::function::{Function, Tenancy};
 use crate::names::{self, TAG_APP, TAG_LOGICAL, TAG_STAGE};
-use crate::observe::Actual;
-use crate::plan::{Action, Change, ResourceKind};
-use crate::stack::{App, Tenancy};
+
+mod apply;
+mod observe;
+
+pub(crate) use apply::{apply, delete};
+pub(crate) use observe::observe;
 
 /// The integration request header Lambda takes the tenant id of an invoke from.
 pub const TENANT_HEADER: &str = "X-Amz-Tenant-Id";
@@ -203,9 +209,15 @@ fn is_valid_parameter_name(name: &str) -> bool {
 }
 
 /// Checks every API of the app, adding each problem to `errors`.
-pub(crate) fn validate_rest_apis(app: &App, errors: &mut Vec<StackError>) {
+pub(crate) fn validate_rest_apis(
+    apis: &[RestApi],
+    functions: &[Function],
+    errors: &mut Vec<StackError>,
+) {
+    let find_function = |logical: &str| functions.iter().find(|f| f.logical == logical);
+    let declared = || functions.iter().map(|f| f.logical.clone()).collect();
     let mut seen = BTreeSet::new();
-    for api in &app.rest_apis {
+    for api in apis {
         let logical = &api.logical;
         if !seen.insert(logical.as_str()) {
             errors.push(StackError::DuplicateRestApi {
@@ -213,7 +225,7 @@ pub(crate) fn validate_rest_apis(app: &App, errors: &mut Vec<StackError>) {
             });
             continue;
         }
-        if !crate::stack::is_valid_name(logical) {
+        if !names::is_valid_name(logical) {
             errors.push(StackError::InvalidName {
                 what: "rest api",
                 value: logical.clone(),
@@ -224,11 +236,11 @@ pub(crate) fn validate_rest_apis(app: &App, errors: &mut Vec<StackError>) {
                 function,
                 context_key,
             } => {
-                match app.find_function(function) {
+                match find_function(function) {
                     None => errors.push(StackError::AuthorizerUnknownFunction {
                         api: logical.clone(),
                         function: function.to_string(),
-                        declared: app.functions.iter().map(|f| f.logical.clone()).collect(),
+                        declared: declared(),
                     }),
                     // API Gateway invokes the authorizer without X-Amz-Tenant-Id, which a
                     // per-tenant function refuses.
@@ -262,8 +274,7 @@ pub(crate) fn validate_rest_apis(app: &App, errors: &mut Vec<StackError>) {
                 .routes
                 .iter()
                 .filter(|r| {
-                    app.find_function(&r.function)
-                        .is_some_and(|f| f.tenancy == Tenancy::PerTenant)
+                    find_function(&r.function).is_some_and(|f| f.tenancy == Tenancy::PerTenant)
                 })
                 .map(|r| r.function.as_str())
                 .collect();
@@ -301,12 +312,12 @@ pub(crate) fn validate_rest_apis(app: &App, errors: &mut Vec<StackError>) {
                     path: r.path.clone(),
                 });
             }
-            if app.find_function(&r.function).is_none() {
+            if find_function(&r.function).is_none() {
                 errors.push(StackError::RouteUnknownFunction {
                     api: logical.clone(),
                     route: format!("{} {}", r.method, r.path),
                     function: r.function.clone(),
-                    declared: app.functions.iter().map(|f| f.logical.clone()).collect(),
+                    declared: declared(),
                 });
             }
             if let TenantSource::Path(parameter) = &api.tenant
@@ -380,32 +391,33 @@ pub fn rest_api_tags(app: &str, stage: &str, logical: &str) -> BTreeMap<String, 
 
 /// Resolves the app's APIs for one stage. Only routes to per-tenant functions carry the tenant
 /// mapping: Lambda refuses a tenant id on a function without tenant isolation.
-pub fn desired_rest_apis(app: &App, stage: &str) -> Vec<DesiredRestApi> {
-    app.rest_apis
-        .iter()
+pub fn desired_rest_apis(
+    app: &str,
+    stage: &str,
+    apis: &[RestApi],
+    functions: &[Function],
+) -> Vec<DesiredRestApi> {
+    let find_function = |logical: &str| functions.iter().find(|f| f.logical == logical);
+    apis.iter()
         .map(|api| DesiredRestApi {
             logical: api.logical.clone(),
-            name: names::rest_api_name(&app.name, stage, &api.logical),
+            name: names::rest_api_name(app, stage, &api.logical),
             authorizer: match &api.tenant {
                 TenantSource::Authorizer { function, .. } => Some(DesiredAuthorizer {
-                    name: format!(
-                        "{}-tenant",
-                        names::rest_api_name(&app.name, stage, &api.logical)
-                    ),
+                    name: format!("{}-tenant", names::rest_api_name(app, stage, &api.logical)),
                     function: function.to_string(),
                     identity_source: AUTHORIZER_IDENTITY_SOURCE.to_string(),
                 }),
                 _ => None,
             },
             stage: stage.to_string(),
-            tags: rest_api_tags(&app.name, stage, &api.logical),
+            tags: rest_api_tags(app, stage, &api.logical),
             routes: api
                 .routes
                 .iter()
                 .map(|r| {
-                    let per_tenant = app
-                        .find_function(&r.function)
-                        .is_some_and(|f| f.tenancy == Tenancy::PerTenant);
+                    let per_tenant =
+                        find_function(&r.function).is_some_and(|f| f.tenancy == Tenancy::PerTenant);
                     let mut method_parameters = BTreeMap::new();
                     let mut integration_parameters = BTreeMap::new();
                     if per_tenant {
@@ -615,7 +627,7 @@ pub fn invoke_url(api_id: &str, region: &str, stage: &str, endpoint: Option<&str
     }
 }
 
-/// What apply needs to carry out an API change, besides the desired state.
+/// What apply sends for an API change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApiStep {
     /// The API's logical name.
@@ -629,8 +641,12 @@ pub struct ApiStep {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum ApiTarget {
-    /// The API itself, with its existing resources (path -> id) that routes build on.
-    Api { resources: BTreeMap<String, String> },
+    /// The API itself, with its existing resources (path -> id) that routes build on, and the
+    /// tags it is created with.
+    Api {
+        resources: BTreeMap<String, String>,
+        tags: BTreeMap<String, String>,
+    },
     Route {
         method: String,
         path: String,
@@ -644,6 +660,8 @@ pub enum ApiTarget {
         /// On a delete: the topmost resource no route needs any more, deleted with everything
         /// under it instead of deleting the method alone.
         delete_resource: Option<String>,
+        /// On a create or update: the method and integration to put.
+        route: Option<DesiredRoute>,
     },
     /// AddPermission on a function for this API.
     Permission { function: String },
@@ -664,7 +682,7 @@ pub enum ApiTarget {
 }
 
 /// A planned API change and what apply needs to carry it out.
-pub type ApiChange = (Change, ApiStep);
+pub type ApiChange = Planned<ApiStep>;
 
 fn api_change(
     kind: ResourceKind,
@@ -674,19 +692,8 @@ fn api_change(
     reason: &str,
     details: Vec<String>,
 ) -> ApiChange {
-    let change = Change {
-        resource,
-        kind,
-        logical: Some(step.api.clone()),
-        name: String::new(),
-        action,
-        reason: reason.to_string(),
-        details,
-        replaces: None,
-        role_diff: None,
-        seed_diff: None,
-    };
-    (change, step)
+    let logical = step.api.clone();
+    Planned::new(kind, resource, "", Some(&logical), action, reason, step).with_details(details)
 }
 
 fn route_details(d: &DesiredRoute, function: &str) -> Vec<String> {
@@ -714,14 +721,13 @@ fn under(path: &str, prefix: &str) -> bool {
 /// name it has after this plan (the new slot of a replaced function).
 pub fn plan_rest_apis(
     desired: &[DesiredRestApi],
-    actual: &Actual,
+    actual: &[ActualRestApi],
     functions: &BTreeMap<String, String>,
 ) -> Vec<ApiChange> {
     let mut changes = Vec::new();
     let mut leftovers = Vec::new();
     for d in desired {
         let mut mine: Vec<&ActualRestApi> = actual
-            .rest_apis
             .iter()
             .filter(|a| a.logical.as_deref() == Some(d.logical.as_str()))
             .collect();
@@ -738,7 +744,7 @@ pub fn plan_rest_apis(
     }
     let wanted: BTreeSet<&str> = desired.iter().map(|d| d.logical.as_str()).collect();
     changes.extend(leftovers);
-    for a in &actual.rest_apis {
+    for a in actual {
         if a.logical.as_deref().is_none_or(|l| !wanted.contains(l)) {
             changes.push(delete_api(
                 a,
@@ -751,9 +757,8 @@ pub fn plan_rest_apis(
 }
 
 /// Deletes of every API of a stage, for a destroy.
-pub fn destroy_rest_apis(actual: &Actual) -> Vec<ApiChange> {
+pub fn destroy_rest_apis(actual: &[ActualRestApi]) -> Vec<ApiChange> {
     actual
-        .rest_apis
         .iter()
         .map(|a| {
             delete_api(
@@ -774,13 +779,14 @@ fn delete_api(a: &ActualRestApi, logical: &str, reason: &str) -> ApiChange {
             api_id: Some(a.id.clone()),
             target: ApiTarget::Api {
                 resources: BTreeMap::new(),
+                tags: BTreeMap::new(),
             },
         },
         Action::Delete,
         reason,
         Vec::new(),
     );
-    c.0.name = a.name.clone();
+    c.name = a.name.clone();
     c
 }
 
@@ -812,12 +818,13 @@ fn plan_api(
         format!("rest api {}", d.name),
         step(ApiTarget::Api {
             resources: resources.clone(),
+            tags: d.tags.clone(),
         }),
         action,
         reason,
         Vec::new(),
     );
-    api.0.name = d.name.clone();
+    api.name = d.name.clone();
     let mut changes = vec![api];
 
     let physical = |logical: &str| {
@@ -884,7 +891,7 @@ fn plan_api(
     // Any other authorizer (a replaced one is handled by its update above, a leftover of an
     // interrupted replacement or of an earlier tenant source here) goes after the routes move.
     let replaced_id = match changes.last() {
-        Some((c, s)) if c.action == Action::Update => match &s.target {
+        Some(c) if c.action == Action::Update => match &c.op.target {
             ApiTarget::Authorizer { id, .. } => id.clone(),
             _ => None,
         },
@@ -927,6 +934,7 @@ fn plan_api(
                 put_method,
                 resource_id: resources.get(&r.path).cloned(),
                 delete_resource: None,
+                route: Some(r.clone()),
             })
         };
         let Some(existing) = existing else {
@@ -1028,6 +1036,7 @@ fn plan_api(
                         put_method: false,
                         resource_id: Some(res.id.clone()),
                         delete_resource,
+                        route: None,
                     }),
                     Action::Delete,
                     "no longer in the stack",
