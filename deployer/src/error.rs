@@ -298,16 +298,6 @@ pub enum DeployError {
     },
     #[error("no execution role ARN is known for {function}; the role `{role}` must exist first")]
     MissingRoleArn { function: String, role: String },
-    #[error("the plan names {resource} but the desired state has nothing named `{logical}`")]
-    NotInDesired { resource: String, logical: String },
-    #[error(
-        "the plan seeds record {record:?} of tenant {tenant:?} in table `{table}` but the desired state has no such record"
-    )]
-    SeedNotInDesired {
-        table: String,
-        tenant: String,
-        record: String,
-    },
     #[error(
         "tenant {tenant:?} has no seed data; tenants with seed data: {}",
         if known.is_empty() { "none".to_string() } else { known.join(", ") }

@@ -357,6 +357,9 @@ pub struct DesiredFunction {
     pub memory_mb: u32,
     pub timeout_s: u32,
     pub architecture: Architecture,
+    /// Serialized as its keys only: environment variables often hold secrets, and plans and
+    /// states are printed.
+    #[serde(serialize_with = "keys_only")]
     pub environment: BTreeMap<String, String>,
     pub description: String,
     pub tenancy: Tenancy,
@@ -386,6 +389,13 @@ impl std::fmt::Debug for DesiredFunction {
             .field("tags", &self.tags)
             .finish_non_exhaustive()
     }
+}
+
+fn keys_only<S: serde::Serializer>(
+    map: &BTreeMap<String, String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(map.keys())
 }
 
 /// The tags of every function of a stage.

@@ -22,7 +22,7 @@ pub use crate::role::{ActualRole, percent_decode};
 pub use crate::table::actual_table;
 
 /// How many reads observe sends at once.
-pub const READ_PARALLELISM: usize = 16;
+pub const READ_PARALLELISM: usize = 32;
 
 /// What exists for one stage.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
