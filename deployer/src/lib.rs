@@ -10,6 +10,8 @@
 
 pub mod apply;
 pub mod build;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod desired;
 pub mod error;
 pub mod invoke;

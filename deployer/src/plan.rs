@@ -853,3 +853,62 @@ pub fn plan_destroy(actual: &Actual, app: &str, stage: &str) -> Plan {
     plan.changes.extend(changes);
     plan
 }
+
+/// How [`Plan::render`] draws a plan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RenderOptions {
+    /// Also list unchanged resources, which otherwise only count in the summary line.
+    pub verbose: bool,
+    /// ANSI colours (a terminal that did not ask for `NO_COLOR`).
+    pub color: bool,
+}
+
+impl Plan {
+    /// The plan as text: the changes like `terraform plan` (unchanged resources only when
+    /// `verbose`), then the summary line; ends with a newline.
+    pub fn render(&self, options: &RenderOptions) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let mut listed = false;
+        for c in &self.changes {
+            if c.action == Action::NoOp && !options.verbose {
+                continue;
+            }
+            listed = true;
+            let (on, off) = match (options.color, c.action) {
+                (false, _) | (true, Action::NoOp) => ("", ""),
+                (true, Action::Create) => ("\x1b[32m", "\x1b[0m"),
+                (true, Action::Delete | Action::Replace) => ("\x1b[31m", "\x1b[0m"),
+                (true, _) => ("\x1b[33m", "\x1b[0m"),
+            };
+            let _ = writeln!(
+                out,
+                "{on}{} {:<7} {}{off}  ({})",
+                c.action.symbol(),
+                c.action.verb(),
+                c.resource,
+                c.reason
+            );
+            for d in &c.details {
+                let _ = writeln!(out, "        {d}");
+            }
+        }
+        if listed {
+            out.push('\n');
+        }
+        let full = self.to_string();
+        if let Some(summary) = full.lines().last() {
+            out.push_str(summary);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The changes that delete or replace something: what a deploy to a real stage asks about.
+    pub fn destructive(&self) -> Vec<&Change> {
+        self.changes
+            .iter()
+            .filter(|c| matches!(c.action, Action::Replace | Action::Delete))
+            .collect()
+    }
+}
