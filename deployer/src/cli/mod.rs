@@ -249,7 +249,7 @@ enum Command {
     /// The app's tenants and their data
     #[command(subcommand)]
     Tenants(TenantsCommand),
-    /// Print a shell completion script: `source <(cargo xtask completions bash)`
+    /// Print a shell completion script, for example `source <(cargo xtask completions bash)`
     Completions {
         /// The shell to complete for
         shell: clap_complete::Shell,
@@ -342,6 +342,9 @@ pub fn main(app: App) -> ExitCode {
     }
 }
 
+/// The result an app's records functions and commands return.
+pub type Result<T> = anyhow::Result<T>;
+
 /// A command's outcome when it did not fail: the exit code it asks for.
 pub type Outcome = anyhow::Result<ExitCode>;
 
@@ -377,7 +380,9 @@ fn run(app: &App, matches: &ArgMatches) -> Outcome {
         Command::Completions { shell } => {
             let mut command = command(app);
             let mut script = Vec::new();
-            clap_complete::generate(shell, &mut command, app.bin_name.clone(), &mut script);
+            // Shells complete one word: `cargo xtask` is completed as `cargo-xtask`.
+            let name = app.bin_name.replace(' ', "-");
+            clap_complete::generate(shell, &mut command, name, &mut script);
             output::write_stdout(&script)?;
             Ok(ExitCode::SUCCESS)
         }
