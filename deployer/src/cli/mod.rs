@@ -1,7 +1,7 @@
 //! The SDK's command line: deploy, plan, destroy, invoke, logs, stats, the local emulator and
 //! tenant seeding for any app, so a workspace's `xtask/src/main.rs` is a few lines:
 //!
-//! ```no_run
+//! ```text
 //! use deployer::cli::App;
 //! use deployer::stack::{App as Stack, Function, Stage};
 //!
@@ -13,10 +13,10 @@
 //! }
 //! ```
 //!
-//! The app brings its stack, its tenants (the registry `invoke` and `logs` check against), the
-//! records to seed per table and tenant, and commands of its own. Results go to stdout (text or
-//! `--output json`), progress and the calls made (`-v`) to stderr; a closed pipe ends a command
-//! quietly.
+//! (`examples/hello-tenants` is this, compiled and tested.) The app brings its stack, its
+//! tenants (the registry `invoke` and `logs` check against), the records to seed per table and
+//! tenant, and commands of its own. Results go to stdout (text or `--output json`), progress and
+//! the calls made (`-v`) to stderr; a closed pipe ends a command quietly.
 
 pub mod context;
 pub mod deploy;

@@ -54,9 +54,10 @@ fn json(args: &[&str]) -> serde_json::Value {
 
 /// Runs with stdout already closed, as `| head` leaves it: the command must still succeed,
 /// quietly.
-fn closed_stdout(args: &[&str]) -> Output {
+fn closed_stdout(args: &[&str], port: &str) -> Output {
     let mut child = hello()
         .args(args)
+        .env("REPRESENT_EMULATOR_PORT", port)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -141,6 +142,15 @@ fn hello_deploys_answers_each_tenant_from_its_own_environment_and_is_destroyed()
         !text.contains("no-op"),
         "unchanged resources collapse: {text}"
     );
+    // `-v`: every resource of the plan, and every AWS call made on stderr.
+    let verbose = ok(&["plan", "--endpoint-url", url, "-v"]);
+    let listed = String::from_utf8_lossy(&verbose.stdout);
+    assert!(
+        listed.contains("no-op") && listed.contains("function hello-dev-hello"),
+        "{listed}"
+    );
+    let calls = String::from_utf8_lossy(&verbose.stderr);
+    assert!(calls.contains("Lambda.ListFunctions GET"), "{calls}");
 
     let invoke = |tenant: &str| {
         json(&[
@@ -244,8 +254,10 @@ fn hello_deploys_answers_each_tenant_from_its_own_environment_and_is_destroyed()
         vec!["stats", "--endpoint-url", url, "--output", "json"],
         vec!["logs", "--endpoint-url", url, "--tenant", "blue"],
         vec!["completions", "bash"],
+        vec!["emulator", "status"],
     ] {
-        let output = closed_stdout(&args);
+        let port = url.rsplit(':').next().expect("a port");
+        let output = closed_stdout(&args, port);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(0), "{args:?}:\n{stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}:\n{stderr}");
