@@ -19,6 +19,8 @@
 pub mod apply;
 pub mod build;
 pub mod change;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod clients;
 pub mod desired;
 pub mod error;

@@ -22,7 +22,7 @@ pub struct DynamoError {
     message: String,
     /// Members of the body besides the message: a failed condition's `Item`, a cancelled
     /// transaction's `CancellationReasons`.
-    extra: serde_json::Map<String, serde_json::Value>,
+    extra: Box<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl DynamoError {
@@ -37,7 +37,7 @@ impl DynamoError {
             namespace,
             code,
             message: message.into(),
-            extra: serde_json::Map::new(),
+            extra: Box::default(),
         }
     }
 
@@ -183,7 +183,7 @@ impl From<StoreError> for DynamoError {
 
 impl IntoResponse for DynamoError {
     fn into_response(self) -> Response {
-        let mut body = self.extra;
+        let mut body = *self.extra;
         body.insert(
             "__type".into(),
             format!("{}#{}", self.namespace, self.code).into(),

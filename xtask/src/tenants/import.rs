@@ -137,9 +137,9 @@ pub fn read_source(data_dir: &Path) -> anyhow::Result<Source> {
         .context("failed to parse `state_fips_master.csv`")?;
     let counties = read_counties(read("county_fips_master.csv")?.as_slice())
         .context("failed to parse `county_fips_master.csv`")?;
-    let legislators = serde_yaml::from_slice(&read("legislators-current.yaml")?)
+    let legislators = serde_norway::from_slice(&read("legislators-current.yaml")?)
         .context("failed to parse `legislators-current.yaml`")?;
-    let offices = serde_yaml::from_slice(&read("legislators-district-offices.yaml")?)
+    let offices = serde_norway::from_slice(&read("legislators-district-offices.yaml")?)
         .context("failed to parse `legislators-district-offices.yaml`")?;
     Ok(Source {
         states,
@@ -226,10 +226,10 @@ struct SourceOffice {
 /// bare numbers (`suite: 100`), which YAML types as integers.
 fn scalar_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     use serde::de::Error;
-    match Option::<serde_yaml::Value>::deserialize(d)? {
-        None | Some(serde_yaml::Value::Null) => Ok(None),
-        Some(serde_yaml::Value::String(s)) => Ok(Some(s)),
-        Some(serde_yaml::Value::Number(n)) => Ok(Some(n.to_string())),
+    match Option::<serde_norway::Value>::deserialize(d)? {
+        None | Some(serde_norway::Value::Null) => Ok(None),
+        Some(serde_norway::Value::String(s)) => Ok(Some(s)),
+        Some(serde_norway::Value::Number(n)) => Ok(Some(n.to_string())),
         Some(other) => Err(D::Error::custom(format!(
             "expected a string or a number, found {other:?}"
         ))),

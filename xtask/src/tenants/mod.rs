@@ -1,8 +1,8 @@
-//! `cargo xtask tenants`: import the tenant files from the public source data, list them and
-//! validate them.
+//! `cargo xtask tenants import|list|validate`: import the tenant files from the public source
+//! data, list them and validate them (`tenants seed` is the deployer's).
 
 mod import;
-pub(crate) mod validate;
+pub mod validate;
 
 use std::path::{Path, PathBuf};
 
@@ -38,9 +38,6 @@ pub enum TenantsCommand {
     },
     /// Validate every tenant file and the index; exits non-zero listing every problem.
     Validate,
-    /// Write the tenant files into the stage's table, changing only what differs (a deploy does
-    /// this too)
-    Seed(crate::seeds::SeedArgs),
 }
 
 pub fn run(cmd: TenantsCommand, project_root: &Path) -> anyhow::Result<()> {
@@ -49,15 +46,15 @@ pub fn run(cmd: TenantsCommand, project_root: &Path) -> anyhow::Result<()> {
         TenantsCommand::Import { data_dir } => {
             let data_dir = data_dir.unwrap_or_else(|| project_root.join("../shared/data"));
             let tenants = import::import(&data_dir, &tenants_dir)?;
-            println!(
+            deployer::cli::output::outln!(
                 "imported {} tenants into {}",
                 tenants.len(),
                 tenants_dir.display()
-            );
+            )?;
         }
         TenantsCommand::List { output } => {
             let rows = list(&tenants_dir)?;
-            print!("{}", render_list(&rows, output)?);
+            deployer::cli::output::write_stdout(render_list(&rows, output)?.as_bytes())?;
         }
         TenantsCommand::Validate => {
             let checked = validate::check_dir(&tenants_dir);
@@ -69,9 +66,8 @@ pub fn run(cmd: TenantsCommand, project_root: &Path) -> anyhow::Result<()> {
                     checked.problems.join("\n  - ")
                 );
             }
-            println!("{} tenant files are valid", checked.tenants.len());
+            deployer::cli::output::outln!("{} tenant files are valid", checked.tenants.len())?;
         }
-        TenantsCommand::Seed(_) => bail!("`tenants seed` runs through the stage's clients"),
     }
     Ok(())
 }

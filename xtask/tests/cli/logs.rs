@@ -136,17 +136,16 @@ fn logs_show_only_the_tenant_and_stats_count_every_tenant() {
     let lines = lines.as_array().expect("an array of lines");
     assert!(!lines.is_empty(), "Texas was invoked twice");
     for line in lines {
-        let message = line["message"].as_str().expect("message");
+        // `--output json` gives each message as the object the function or platform wrote.
+        assert!(line["message"].is_object(), "a parsed message: {line}");
+        let message = line["message"].to_string();
         assert!(message.contains("\"TX\""), "not Texas's: {message}");
         assert!(!message.contains("\"CA\""), "California leaked: {message}");
         assert_eq!(line["function"], "represent-dev-representatives", "{line}");
     }
     // The function's own request lines carry the tenant at the top level, beside the platform
     // records' `record.tenantId`: both kinds are found.
-    let parsed: Vec<serde_json::Value> = lines
-        .iter()
-        .filter_map(|l| serde_json::from_str(l["message"].as_str()?).ok())
-        .collect();
+    let parsed: Vec<serde_json::Value> = lines.iter().map(|l| l["message"].clone()).collect();
     assert!(
         parsed
             .iter()
@@ -163,10 +162,22 @@ fn logs_show_only_the_tenant_and_stats_count_every_tenant() {
         .collect();
     assert!(stamps.windows(2).all(|w| w[0] <= w[1]), "newest last");
 
+    // As text, one readable line per event: time, function, tenant, level, message; each
+    // invocation's platform report as `REPORT <ms> ms`, `cold` on a new environment.
     let text =
         String::from_utf8(ok(&["logs", "--endpoint-url", &url, "--tenant", "CA"])).expect("UTF-8");
+    assert!(text.lines().count() > 0, "{text}");
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert!(fields.len() >= 4, "{line}");
+        assert!(fields[0].ends_with('Z'), "a UTC time first: {line}");
+        assert_eq!(fields[1], "representatives", "{line}");
+        assert_eq!(fields[2], "CA", "{line}");
+        assert!(!line.contains('{'), "no raw JSON: {line}");
+    }
     assert!(
-        text.lines().count() > 0 && !text.contains("\"TX\""),
+        text.lines()
+            .any(|l| l.contains(" CA REPORT ") && l.ends_with(" ms cold")),
         "{text}"
     );
 

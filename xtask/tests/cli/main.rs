@@ -179,6 +179,75 @@ fn an_aws_stage_without_credentials_says_how_to_provide_them() {
     );
 }
 
+#[test]
+fn a_closed_or_malformed_endpoint_is_one_sentence_saying_what_to_do() {
+    let output = xtask(&["plan", "--endpoint-url", CLOSED]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert_eq!(stderr.lines().count(), 1, "one line:\n{stderr}");
+    assert!(
+        stderr.contains(CLOSED) && stderr.contains("`cargo xtask emulator start`"),
+        "{stderr}"
+    );
+    for bad in ["127.0.0.1:9456", "htp://x", "http://host:99999", "http://"] {
+        fails_with(
+            &["invoke", "--tenant", "TX", "--endpoint-url", bad],
+            &["--endpoint-url", bad, "such as `http://127.0.0.1:9456`"],
+        );
+    }
+}
+
+#[test]
+fn a_missing_aws_profile_is_named() {
+    let home = tempfile::tempdir().expect("temp dir");
+    for (flag, env) in [(None, Some("nosuch")), (Some("nosuch"), None)] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("AWS_") {
+                command.env_remove(key);
+            }
+        }
+        command
+            .args(["plan", "--stage", "prod"])
+            .env("HOME", home.path())
+            .env("AWS_CONFIG_FILE", home.path().join("config"))
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                home.path().join("credentials"),
+            )
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .stdin(Stdio::null());
+        if let Some(profile) = flag {
+            command.args(["--profile", profile]);
+        }
+        if let Some(profile) = env {
+            command.env("AWS_PROFILE", profile);
+        }
+        let output = command.output().expect("xtask runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success());
+        assert!(
+            stderr.contains("AWS profile `nosuch`") && !stderr.contains("no AWS region"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn completions_are_printed_for_each_shell_and_usage_says_cargo_xtask() {
+    for shell in ["bash", "zsh", "fish"] {
+        let output = xtask(&["completions", shell]);
+        assert!(output.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            script.contains("deploy") && script.contains("endpoint-url"),
+            "{shell}"
+        );
+    }
+    let help = String::from_utf8_lossy(&xtask(&["deploy", "--help"]).stdout).into_owned();
+    assert!(help.contains("Usage: cargo xtask deploy"), "{help}");
+}
+
 /// The README's flow, through the CLI, against an emulator on an ephemeral port: deploy prints a
 /// machine-readable plan, a second deploy changes nothing, invoke answers as the tenant, destroy
 /// removes the stage.

@@ -7,10 +7,13 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::process::ExitCode;
+
 use anyhow::{Context as _, bail};
 
-use crate::context::target_dir;
-use crate::output::{OutputFormat, print_json};
+use super::context::target_dir;
+use super::output::{OutputFormat, outln, print_json};
+use super::{App, Ctx, Outcome};
 
 /// The emulator's default port (`--port` or REPRESENT_EMULATOR_PORT change it).
 pub const DEFAULT_PORT: u16 = 9456;
@@ -51,8 +54,8 @@ pub struct ServeArgs {
     pub max_environments: usize,
 }
 
-fn state_dir() -> PathBuf {
-    target_dir().join("emulator")
+fn state_dir(app: &App) -> PathBuf {
+    target_dir(&app.root).join("emulator")
 }
 
 pub fn port() -> u16 {
@@ -66,46 +69,47 @@ fn endpoint(port: u16) -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-pub async fn run(command: EmulatorCommand) -> anyhow::Result<()> {
+pub async fn run(ctx: &Ctx<'_>, command: EmulatorCommand) -> Outcome {
     match command {
         EmulatorCommand::Start(args) => {
-            let url = start(args.port).await?;
-            println!("emulator running at {url}");
-            Ok(())
+            let url = start(ctx.app, args.port).await?;
+            outln!("emulator running at {url}")?;
         }
-        EmulatorCommand::Stop => stop(),
-        EmulatorCommand::Status { output } => status(output),
+        EmulatorCommand::Stop => stop(ctx.app)?,
+        EmulatorCommand::Status { output } => status(ctx.app, output)?,
         EmulatorCommand::Serve(_) => unreachable!("serve runs outside the command runtime"),
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs the emulator in this process until it is stopped.
-pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let mut config = emulator::Config::new(args.state_dir.unwrap_or_else(state_dir));
+pub fn serve(app: &App, args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = emulator::Config::new(args.state_dir.unwrap_or_else(|| state_dir(app)));
     config.bind = SocketAddr::from(([127, 0, 0, 1], args.port));
     config.max_environments = args.max_environments;
-    crate::context::runtime()?.block_on(async move {
+    super::context::runtime()?.block_on(async move {
         let emulator = emulator::Emulator::start(config).await?;
-        println!("{}", emulator.endpoint());
+        // The log file is the reader: a closed stdout must not stop the emulator.
+        let _ = outln!("{}", emulator.endpoint());
         emulator.wait().await;
         Ok(())
     })
 }
 
 /// Returns the endpoint of the emulator on the default port, starting it if it is not running.
-pub async fn ensure_running() -> anyhow::Result<String> {
+pub async fn ensure_running(app: &App) -> anyhow::Result<String> {
     let port = port();
     if healthy(port) {
         return Ok(endpoint(port));
     }
-    start(port).await
+    start(app, port).await
 }
 
-async fn start(port: u16) -> anyhow::Result<String> {
+async fn start(app: &App, port: u16) -> anyhow::Result<String> {
     if healthy(port) {
         return Ok(endpoint(port));
     }
-    let dir = state_dir();
+    let dir = state_dir(app);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let log_path = dir.join("emulator.log");
     let log = std::fs::File::create(&log_path)
@@ -115,7 +119,8 @@ async fn start(port: u16) -> anyhow::Result<String> {
         endpoint(port),
         dir.display()
     );
-    let exe = std::env::current_exe().context("cannot find the xtask executable")?;
+    // This very command line serves the emulator (`emulator serve`), whichever app it is.
+    let exe = std::env::current_exe().context("cannot find the command line's executable")?;
     let mut child = {
         use std::os::unix::process::CommandExt as _;
         Command::new(exe)
@@ -153,10 +158,10 @@ async fn start(port: u16) -> anyhow::Result<String> {
     )
 }
 
-pub fn stop() -> anyhow::Result<()> {
-    let pid_file = state_dir().join("emulator.pid");
+pub fn stop(app: &App) -> anyhow::Result<()> {
+    let pid_file = state_dir(app).join("emulator.pid");
     let Ok(pid) = std::fs::read_to_string(&pid_file) else {
-        println!("no emulator is running");
+        outln!("no emulator is running")?;
         return Ok(());
     };
     let pid: u32 = pid.trim().parse().context("corrupt emulator.pid")?;
@@ -175,16 +180,17 @@ pub fn stop() -> anyhow::Result<()> {
         }
     }
     let _ = std::fs::remove_file(&pid_file);
-    println!("emulator stopped");
+    outln!("emulator stopped")?;
     Ok(())
 }
 
-fn status(output: OutputFormat) -> anyhow::Result<()> {
+fn status(app: &App, output: OutputFormat) -> anyhow::Result<()> {
     let port = port();
     let Some(body) = http_get(port, "/_emulator/status") else {
         bail!(
-            "no emulator answers on {}: start it with `cargo xtask emulator start` (or deploy)",
-            endpoint(port)
+            "no emulator answers on {}: start it with `{} emulator start` (or deploy)",
+            endpoint(port),
+            app.bin_name
         );
     };
     let status: serde_json::Value =
@@ -192,21 +198,26 @@ fn status(output: OutputFormat) -> anyhow::Result<()> {
     if output == OutputFormat::Json {
         return print_json(&status);
     }
-    println!("emulator at {}", endpoint(port));
+    outln!("emulator at {}", endpoint(port))?;
     let environments = status["environments"]
         .as_array()
         .cloned()
         .unwrap_or_default();
     if environments.is_empty() {
-        println!("no execution environments (invoke a function to start one)");
+        outln!("no execution environments (invoke a function to start one)")?;
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<36} {:<12} {:<8} {:>8} {:>11} {:>8}",
-        "FUNCTION", "TENANT", "STATE", "PID", "INVOCATIONS", "COLD MS"
-    );
+        "FUNCTION",
+        "TENANT",
+        "STATE",
+        "PID",
+        "INVOCATIONS",
+        "COLD MS"
+    )?;
     for env in environments {
-        println!(
+        outln!(
             "{:<36} {:<12} {:<8} {:>8} {:>11} {:>8.1}",
             env["function"].as_str().unwrap_or("-"),
             env["tenant"].as_str().unwrap_or("-"),
@@ -217,7 +228,7 @@ fn status(output: OutputFormat) -> anyhow::Result<()> {
                 .unwrap_or_default(),
             env["invocations"].as_u64().unwrap_or(0),
             env["cold_start_ms"].as_f64().unwrap_or(0.0),
-        );
+        )?;
     }
     Ok(())
 }

@@ -7,15 +7,17 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::process::ExitCode;
+
 use anyhow::Context as _;
-use deployer::logs::{PRICE_PER_GB_ENVIRONMENT, report_events};
-use deployer::{ReportRecord, TenantStats, tenant_stats};
 use serde::Serialize;
 
-use crate::context::{self, StageArgs};
-use crate::logs::{parse_since, since_ms};
-use crate::output::{OutputFormat, print_json};
-use xtask::stack;
+use super::context::{self, StageArgs};
+use super::logs::{parse_since, since_ms};
+use super::output::{OutputFormat, print_json, write_stdout};
+use super::{Ctx, Outcome};
+use crate::logs::{PRICE_PER_GB_ENVIRONMENT, report_events};
+use crate::{ReportRecord, TenantStats, tenant_stats};
 
 /// Why the fee is an estimate, shown with every fee.
 pub const FEE_NOTE: &str = "estimated isolation fee: cold starts x memory GB x $0.000167 per \
@@ -43,11 +45,11 @@ struct StatsReport<'a> {
     tenants: &'a [TenantStats],
 }
 
-pub async fn run(args: StatsArgs) -> anyhow::Result<()> {
-    let app = stack::represent();
-    let stage = context::checked_stage(&app, &args.stage.stage)?;
-    let target = context::connect(stage, &args.stage).await?;
-    let actual = deployer::observe::observe(&target.clients, &app.name, &stage.name).await?;
+pub async fn run(ctx: &Ctx<'_>, args: StatsArgs) -> Outcome {
+    let app = &ctx.app.stack;
+    let stage = context::checked_stage(ctx.app, &args.stage)?;
+    let target = context::connect(ctx, stage, &args.stage).await?;
+    let actual = crate::observe::observe(&target.clients, &app.name, &stage.name).await?;
     let ours: Vec<_> = actual
         .functions
         .iter()
@@ -55,14 +57,15 @@ pub async fn run(args: StatsArgs) -> anyhow::Result<()> {
         .collect();
     if ours.is_empty() {
         anyhow::bail!(
-            "no function of the stack is deployed in stage `{}`: run `cargo xtask deploy --stage {}`",
+            "no function of the stack is deployed in stage `{}`: run `{} deploy --stage {}`",
             stage.name,
+            ctx.app.bin_name,
             stage.name
         );
     }
     let groups: Vec<String> = ours
         .iter()
-        .map(|f| deployer::log_group::log_group_name(&f.name))
+        .map(|f| crate::log_group::log_group_name(&f.name))
         .collect();
     let memory: BTreeMap<String, u32> =
         ours.iter().map(|f| (f.name.clone(), f.memory_mb)).collect();
@@ -86,12 +89,10 @@ pub async fn run(args: StatsArgs) -> anyhow::Result<()> {
             price_per_gb_environment: PRICE_PER_GB_ENVIRONMENT,
             note: FEE_NOTE,
             tenants: &stats,
-        }),
-        OutputFormat::Text => {
-            print!("{}", render_table(&stats));
-            Ok(())
-        }
+        })?,
+        OutputFormat::Text => write_stdout(render_table(&stats).as_bytes())?,
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The per-tenant table, with the fee's caveat below it.
@@ -194,7 +195,7 @@ pub fn render_html(stage: &str, stats: &[TenantStats]) -> String {
     let stage = escape(stage);
     format!(
         r##"<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Represent {stage}: tenant statistics</title>
+<html lang="en"><head><meta charset="utf-8"><title>{stage}: tenant statistics</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}</style>
 </head><body>
 <h1>Stage {stage}: invocations and cold starts per tenant</h1>
