@@ -45,8 +45,15 @@ fn every_command_explains_itself() {
     for (command, flags) in [
         (
             vec!["deploy"],
-            vec!["--stage", "--dry-run", "--endpoint-url", "--output"],
+            vec![
+                "--stage",
+                "--dry-run",
+                "--endpoint-url",
+                "--output",
+                "--parallelism",
+            ],
         ),
+        (vec!["watch"], vec!["--stage", "--endpoint-url"]),
         (vec!["plan"], vec!["--stage", "--output"]),
         (
             vec!["invoke"],
@@ -69,6 +76,14 @@ fn every_command_explains_itself() {
             );
         }
     }
+}
+
+#[test]
+fn deploy_refuses_no_parallelism_before_any_call() {
+    fails_with(
+        &["deploy", "--parallelism", "0", "--endpoint-url", CLOSED],
+        &["--parallelism", "0"],
+    );
 }
 
 #[test]
@@ -278,8 +293,11 @@ fn deploy_invoke_redeploy_and_destroy_through_the_cli() {
     let changes = first["plan"]["changes"].as_array().expect("changes");
     assert!(!changes.is_empty());
     for change in changes {
-        let action = change["action"].as_str();
-        assert!(matches!(action, Some("create" | "seed")), "{change}");
+        let action = (change["action"].as_str(), change["kind"].as_str());
+        assert!(
+            matches!(action, (Some("create"), _) | (Some("update"), Some("seed"))),
+            "a first deploy only creates and seeds: {change}"
+        );
         assert!(change["resource"].is_string() && change["reason"].is_string());
     }
     assert!(first["mutating_calls"].as_u64() > Some(0));
