@@ -596,7 +596,7 @@ fn bootstrap_processes(state: &Path) -> Vec<(u32, u64)> {
 }
 
 /// A loopback port nothing listens on right now.
-pub(crate) fn free_port() -> anyhow::Result<u16> {
+fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
     Ok(listener.local_addr()?.port())
 }
@@ -679,7 +679,7 @@ fn wait_for_watch(invoker: &mut Invoker) -> anyhow::Result<()> {
     }
 }
 
-pub(crate) struct KillOnDrop(pub(crate) Child);
+pub(crate) struct KillOnDrop(Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -690,22 +690,13 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Starts an emulator as `cargo xtask deploy` starts it, in its own state directory and on a
-/// free port, and deploys stage `dev` to it. Returns the process, its port and the packages.
-async fn bench_stage(
-    app: &deployer::stack::App,
-    progress: &Progress,
-    state: &Path,
+/// Starts `exe emulator serve` (the executable `cargo xtask deploy` starts) with a fresh state
+/// directory on a free port, and waits until it answers.
+pub(crate) async fn serve_emulator(
     exe: &Path,
+    state: &Path,
     max_environments: usize,
-) -> anyhow::Result<(
-    KillOnDrop,
-    u16,
-    deployer::Clients,
-    std::collections::BTreeMap<String, deployer::Package>,
-)> {
-    let stage = context::checked_stage(app, "dev")?;
-    let packages = crate::deploy::build(app, stage, progress)?;
+) -> anyhow::Result<(KillOnDrop, u16)> {
     let _ = std::fs::remove_dir_all(state);
     std::fs::create_dir_all(state)?;
     let port = free_port()?;
@@ -730,6 +721,26 @@ async fn bench_stage(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    Ok((server, port))
+}
+
+/// Starts an emulator as `cargo xtask deploy` starts it, in its own state directory and on a
+/// free port, and deploys stage `dev` to it. Returns the process, its port and the packages.
+async fn bench_stage(
+    app: &deployer::stack::App,
+    progress: &Progress,
+    state: &Path,
+    exe: &Path,
+    max_environments: usize,
+) -> anyhow::Result<(
+    KillOnDrop,
+    u16,
+    deployer::Clients,
+    std::collections::BTreeMap<String, deployer::Package>,
+)> {
+    let stage = context::checked_stage(app, "dev")?;
+    let packages = crate::deploy::build(app, stage, progress)?;
+    let (server, port) = serve_emulator(exe, state, max_environments).await?;
     let sdk = context::emulator_config(&format!("http://127.0.0.1:{port}")).await;
     let clients = deployer::Clients::new(&sdk);
     let tenants = crate::seeds::tenant_files(&context::project_root())?;

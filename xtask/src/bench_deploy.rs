@@ -7,17 +7,15 @@
 //! everyday build instead of rebuilding xtask with optimisations.
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use deployer::{ApplyOptions, Clients, Package, Seed, Stage};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::bench::{KillOnDrop, free_port};
 use crate::context;
 use crate::output::Progress;
 
@@ -142,30 +140,8 @@ pub async fn run(args: DeployBench) -> anyhow::Result<()> {
     );
 
     let state = context::target_dir().join("bench-deploy-emulator");
-    let _ = std::fs::remove_dir_all(&state);
-    std::fs::create_dir_all(&state)?;
-    let port = free_port()?;
     let exe = std::env::current_exe().context("cannot find the xtask executable")?;
-    let server = Command::new(exe)
-        .args(["emulator", "serve", "--port", &port.to_string()])
-        .arg("--state-dir")
-        .arg(&state)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(state.join("emulator.log"))?)
-        .spawn()
-        .context("cannot start the emulator")?;
-    let _server = KillOnDrop(server);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while crate::emulator_cmd::http_get(port, "/_emulator/health").is_none() {
-        if Instant::now() > deadline {
-            bail!(
-                "the emulator did not start; see {}",
-                state.join("emulator.log").display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (_server, port) = crate::bench::serve_emulator(&exe, &state, 64).await?;
     let latency = Duration::from_millis(args.latency_ms);
     let proxy = latency_proxy(port, latency).await?;
     let sdk = context::emulator_config(&format!("http://127.0.0.1:{proxy}")).await;
