@@ -23,6 +23,18 @@ pub fn lambda_timestamp(millis: i64) -> String {
     )
 }
 
+/// `2024-05-01T12:00:00.000Z`, ISO-8601 with milliseconds (how log events' times are shown).
+pub fn iso8601_millis(millis: i64) -> String {
+    let (date, secs_of_day) = civil(millis.div_euclid(1000));
+    format!(
+        "{date}T{:02}:{:02}:{:02}.{:03}Z",
+        secs_of_day / 3600,
+        secs_of_day / 60 % 60,
+        secs_of_day % 60,
+        millis.rem_euclid(1000)
+    )
+}
+
 /// `2024-05-01T12:00:00Z`, the ISO-8601 form IAM uses for `CreateDate`.
 pub fn iso8601(millis: i64) -> String {
     let (date, secs_of_day) = civil(millis.div_euclid(1000));

@@ -7,7 +7,7 @@
 
 mod apigateway;
 mod aws_json;
-mod clock;
+pub mod clock;
 mod cloudwatch_logs;
 mod dynamodb;
 mod iam;
