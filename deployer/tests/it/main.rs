@@ -2,6 +2,7 @@
 
 mod apply;
 mod build;
+mod fixtures;
 mod invoke;
 mod log_group;
 mod logs;
@@ -9,6 +10,7 @@ mod observe;
 mod package;
 mod parallel;
 mod plan;
+mod plan_snapshots;
 mod rest_api;
 mod seed;
 mod support;
