@@ -33,6 +33,7 @@ use super::support::{
     BASIC, Progress, ROLE_ARN, clients, deployed, desired, desired_of, fast, iam_role, status,
     up_to_date,
 };
+use super::transcript::transcribed;
 
 const REPS: &str = "represent-dev-representatives";
 const COUNTIES: &str = "represent-dev-counties";
@@ -123,14 +124,13 @@ async fn fresh_deploy_creates_role_then_functions() {
                 .build()
         });
     let get = settled();
-    let c = clients(
+    let (c, calls) = transcribed(clients(
         &[&create_isolated, &create_shared, &get],
         &[&create_role, &attach],
-    );
+    ));
 
-    let progress = Progress::default();
     let p = plan(&d, &Actual::default());
-    let report = apply(&c, &p, &fast(), &|l: &str| progress.log(l))
+    let report = apply(&c, &p, &fast(), &|_: &str| {})
         .await
         .expect("deployed");
 
@@ -141,10 +141,21 @@ async fn fresh_deploy_creates_role_then_functions() {
     assert_eq!(get.num_calls(), 2, "one wait for each new function");
     assert_eq!(report.mutating_calls, 4);
     assert_eq!(report.changes.len(), 3);
-    let lines = progress.lines();
+    let role_ready = calls
+        .last_answered("IAM AttachRolePolicy represent-dev-exec")
+        .expect("the policy is attached");
+    for function in [REPS, COUNTIES] {
+        let created = calls
+            .sent(&format!("Lambda CreateFunction {function}"))
+            .expect("the function is created");
+        assert!(role_ready < created, "{:#?}", calls.events());
+    }
     assert_eq!(
-        lines.first().map(String::as_str),
-        Some("creating role represent-dev-exec")
+        calls.mutating()[..2],
+        [
+            "IAM CreateRole represent-dev-exec".to_string(),
+            format!("IAM AttachRolePolicy represent-dev-exec {BASIC}"),
+        ]
     );
 }
 
@@ -225,9 +236,9 @@ async fn tenancy_change_replaces_function() {
         .match_requests(|r| r.function_name() == Some(REPS))
         .then_output(|| DeleteFunctionOutput::builder().build());
     // Strict: no update rule, so TenancyConfig can never travel on an update.
-    let c = clients(&[&create_new, &wait_active, &delete_old], &[]);
-    let progress = Progress::default();
+    let (c, calls) = transcribed(clients(&[&create_new, &wait_active, &delete_old], &[]));
     let p = plan(&d, &actual);
+    let progress = Progress::default();
     let report = apply(&c, &p, &fast(), &|l: &str| progress.log(l))
         .await
         .expect("replaced");
@@ -235,14 +246,25 @@ async fn tenancy_change_replaces_function() {
     assert_eq!(wait_active.num_calls(), 1);
     assert_eq!(delete_old.num_calls(), 1);
     assert_eq!(report.mutating_calls, 2);
-    let lines = progress.lines();
-    let created = lines
-        .iter()
-        .position(|l| l.starts_with("creating function represent-dev-representatives-r"));
-    let deleted = lines
-        .iter()
-        .position(|l| l.starts_with("deleting function represent-dev-representatives,"));
-    assert!(created < deleted && deleted.is_some(), "{lines:#?}");
+    assert_eq!(
+        calls.calls(),
+        [
+            "Lambda CreateFunction represent-dev-representatives-r tenancy=PER_TENANT",
+            "Lambda GetFunction represent-dev-representatives-r",
+            "Lambda DeleteFunction represent-dev-representatives",
+        ],
+        "the old function is deleted once the new one is active"
+    );
+    let told = progress.lines();
+    for step in [
+        "creating function represent-dev-representatives-r",
+        "deleting function represent-dev-representatives,",
+    ] {
+        assert!(
+            told.iter().any(|l| l.starts_with(step)),
+            "the user is told `{step}…`: {told:#?}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -319,10 +341,20 @@ async fn conflict_and_throttling_are_retried() {
         .output(|| UpdateFunctionCodeOutput::builder().build())
         .build();
     let get = settled();
-    let c = clients(&[&update_code, &get], &[]);
+    let (c, calls) = transcribed(clients(&[&update_code, &get], &[]));
     let report = run(&c, &d2, &actual).await.expect("deployed");
     assert_eq!(update_code.num_calls(), 3);
     assert_eq!(report.mutating_calls, 3);
+    assert_eq!(
+        calls.calls(),
+        [
+            "Lambda UpdateFunctionCode represent-dev-counties",
+            "Lambda UpdateFunctionCode represent-dev-counties",
+            "Lambda UpdateFunctionCode represent-dev-counties",
+            "Lambda GetFunction represent-dev-counties",
+        ],
+        "the SDK's retry sends the same call again, then the update is waited for"
+    );
 }
 
 #[tokio::test]
@@ -455,10 +487,12 @@ async fn destroy_deletes_functions_then_role() {
     let delete_role = mock!(Iam::delete_role)
         .match_requests(|r| r.role_name() == Some("represent-dev-exec"))
         .then_output(|| DeleteRoleOutput::builder().build());
-    let c = clients(&[&delete_fn], &[&detach, &delete_inline, &delete_role]);
-    let progress = Progress::default();
+    let (c, calls) = transcribed(clients(
+        &[&delete_fn],
+        &[&detach, &delete_inline, &delete_role],
+    ));
     let p = plan_destroy(&actual, "represent", "dev");
-    let report = destroy(&c, &p, &fast(), &|l: &str| progress.log(l))
+    let report = destroy(&c, &p, &fast(), &|_: &str| {})
         .await
         .expect("destroyed");
     assert_eq!(delete_fn.num_calls(), 2);
@@ -466,12 +500,27 @@ async fn destroy_deletes_functions_then_role() {
     assert_eq!(delete_inline.num_calls(), 1);
     assert_eq!(delete_role.num_calls(), 1);
     assert_eq!(report.mutating_calls, 5);
-    let lines = progress.lines();
+    let mut functions = calls.calls()[..2].to_vec();
+    functions.sort();
     assert_eq!(
-        lines.last().map(String::as_str),
-        Some("deleting role represent-dev-exec"),
-        "{lines:#?}"
+        functions,
+        [
+            format!("Lambda DeleteFunction {COUNTIES}"),
+            format!("Lambda DeleteFunction {REPS}"),
+        ],
+        "both functions go first, at once"
     );
+    assert_eq!(
+        calls.calls()[2..],
+        [
+            format!("IAM DetachRolePolicy represent-dev-exec {BASIC}"),
+            "IAM DeleteRolePolicy represent-dev-exec tables".to_string(),
+            "IAM DeleteRole represent-dev-exec".to_string(),
+        ],
+        "the role, last, once nothing runs as it"
+    );
+    let role_deleted = calls.sent("IAM DetachRolePolicy").expect("detached");
+    assert!(calls.last_answered("Lambda DeleteFunction") < Some(role_deleted));
 }
 
 #[tokio::test]

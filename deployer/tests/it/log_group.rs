@@ -28,6 +28,7 @@ use deployer::{
 };
 
 use super::support::{clients_logs, fast, no_tables, packages, up_to_date};
+use super::transcript::transcribed;
 
 const REPS: &str = "/aws/lambda/represent-dev-representatives";
 const COUNTIES: &str = "/aws/lambda/represent-dev-counties";
@@ -122,11 +123,22 @@ async fn fresh_log_groups_are_created_with_the_stage_retention() {
     let retention = mock!(Logs::put_retention_policy)
         .match_requests(|r| r.retention_in_days() == Some(14))
         .then_output(|| PutRetentionPolicyOutput::builder().build());
-    let c = clients_logs(&[], &[], &[], &[&create, &retention]);
+    let (c, calls) = transcribed(clients_logs(&[], &[], &[], &[&create, &retention]));
 
     let report = apply(&c, &p, &fast(), &|_| {}).await.expect("applied");
     assert_eq!((create.num_calls(), retention.num_calls()), (2, 2));
     assert_eq!(report.mutating_calls, 4);
+    for group in [REPS, COUNTIES] {
+        let created = calls.last_answered(&format!("CloudWatchLogs CreateLogGroup {group}"));
+        let retained = calls.sent(&format!(
+            "CloudWatchLogs PutRetentionPolicy {group} days=14"
+        ));
+        assert!(
+            created.is_some() && created < retained,
+            "{group}: created, then its retention set: {:#?}",
+            calls.events()
+        );
+    }
 }
 
 #[tokio::test]
@@ -145,10 +157,18 @@ async fn a_log_group_lambda_already_created_gets_the_retention() {
     let retention = mock!(Logs::put_retention_policy)
         .match_requests(|r| r.log_group_name() == Some(REPS) && r.retention_in_days() == Some(14))
         .then_output(|| PutRetentionPolicyOutput::builder().build());
-    let c = clients_logs(&[], &[], &[], &[&create, &retention]);
+    let (c, calls) = transcribed(clients_logs(&[], &[], &[], &[&create, &retention]));
 
     apply(&c, &p, &fast(), &|_| {}).await.expect("applied");
     assert_eq!((create.num_calls(), retention.num_calls()), (1, 1));
+    assert_eq!(
+        calls.calls(),
+        [
+            format!("CloudWatchLogs CreateLogGroup {REPS}"),
+            format!("CloudWatchLogs PutRetentionPolicy {REPS} days=14"),
+        ],
+        "\"already exists\" is not retried: the group is taken over"
+    );
 }
 
 #[tokio::test]

@@ -14,4 +14,5 @@ mod plan_snapshots;
 mod rest_api;
 mod seed;
 mod support;
+mod transcript;
 mod validate;

@@ -33,6 +33,7 @@ use super::support::{
     DATA, Progress, clients_with, fast, iam_role, records, stage_up_to_date, table_arn,
     table_description, tenant_desired,
 };
+use super::transcript::transcribed;
 
 /// Every write of the BatchWriteItem calls a rule saw, call by call.
 #[derive(Clone, Default)]
@@ -146,10 +147,9 @@ async fn first_seed_creates_the_table_waits_and_writes_in_batches_of_25() {
         .build();
     let batches = Batches::default();
     let batch = batch_ok(&batches);
-    let c = clients_with(&[], &[], &[&create, &wait, &batch]);
+    let (c, transcript) = transcribed(clients_with(&[], &[], &[&create, &wait, &batch]));
 
-    let progress = Progress::default();
-    let report = run(&c, &d, &without_table(&d), &progress)
+    let report = run(&c, &d, &without_table(&d), &Progress::default())
         .await
         .expect("seeded");
 
@@ -173,14 +173,19 @@ async fn first_seed_creates_the_table_waits_and_writes_in_batches_of_25() {
         report.mutating_calls, 4,
         "one CreateTable, three BatchWriteItem"
     );
-    let lines = progress.lines();
-    let created = lines
-        .iter()
-        .position(|l| l == "creating table represent-dev-data");
-    let seeded = lines
-        .iter()
-        .position(|l| l.starts_with("seeding tenant TX in represent-dev-data"));
-    assert!(created.is_some() && created < seeded, "{lines:#?}");
+    assert_eq!(
+        transcript.calls(),
+        [
+            "DynamoDB CreateTable represent-dev-data",
+            "DynamoDB DescribeTable represent-dev-data",
+            "DynamoDB DescribeTable represent-dev-data",
+            "DynamoDB DescribeTable represent-dev-data",
+            "DynamoDB BatchWriteItem represent-dev-data TX put=25 delete=0",
+            "DynamoDB BatchWriteItem represent-dev-data TX put=25 delete=0",
+            "DynamoDB BatchWriteItem represent-dev-data TX put=10 delete=0",
+        ],
+        "the tenant is written once the table is active"
+    );
 }
 
 #[tokio::test]
@@ -487,23 +492,33 @@ async fn destroy_deletes_tables_after_functions_and_before_the_role() {
         .then_output(|| {
             aws_sdk_iam::operation::delete_role_policy::DeleteRolePolicyOutput::builder().build()
         });
-    let c = clients_with(
+    let (c, transcript) = transcribed(clients_with(
         &[&delete_fn],
         &[&detach, &delete_inline, &delete_role],
         &[&delete_table],
-    );
-    let progress = Progress::default();
+    ));
     let p = plan_destroy(&actual, "represent", "dev");
-    destroy(&c, &p, &fast(), &|l: &str| progress.log(l))
+    destroy(&c, &p, &fast(), &|_: &str| {})
         .await
         .expect("destroyed");
     assert_eq!(delete_table.num_calls(), 1);
-    let lines = progress.lines();
-    let position = |prefix: &str| lines.iter().position(|l| l.starts_with(prefix));
-    let function = position("deleting function").expect("functions deleted");
-    let table = position("deleting table represent-dev-data").expect("table deleted");
-    let role = position("deleting role").expect("role deleted");
-    assert!(function < table && table < role, "{lines:#?}");
+    let functions_gone = transcript
+        .last_answered("Lambda DeleteFunction")
+        .expect("functions deleted");
+    let table = transcript
+        .sent("DynamoDB DeleteTable represent-dev-data")
+        .expect("table deleted");
+    let table_gone = transcript
+        .last_answered("DynamoDB DeleteTable")
+        .expect("table deleted");
+    let role = transcript
+        .sent("IAM DetachRolePolicy")
+        .expect("role deleted");
+    assert!(
+        functions_gone < table && table_gone < role,
+        "{:#?}",
+        transcript.events()
+    );
 }
 
 #[tokio::test]
