@@ -31,6 +31,7 @@ pub mod logs;
 pub mod names;
 pub mod observe;
 pub mod package;
+pub mod partitions;
 pub mod plan;
 pub mod rest_api;
 pub mod role;

@@ -88,7 +88,8 @@ async fn read_partitions(
 
 /// Everything a deploy compares against: [`observe`], plus the partition of every seeded tenant
 /// in every table that already has the desired key (a table about to be created or replaced is
-/// empty as far as the plan is concerned).
+/// empty as far as the plan is concerned): one Query per tenant, or one parallel Scan of a table
+/// seeding [`crate::partitions::SCAN_FROM`] tenants or more.
 pub async fn observe_stage(clients: &Clients, desired: &Desired) -> Result<Actual, DeployError> {
     let mut actual = observe(clients, &desired.app, &desired.stage).await?;
     let ready = |seed: &&crate::seed::DesiredSeed| {
@@ -98,18 +99,27 @@ pub async fn observe_stage(clients: &Clients, desired: &Desired) -> Result<Actua
                 .is_some_and(|d| t.key_schema.as_ref() == Some(&d.key_schema))
         })
     };
-    let reads = desired
+    // Many tenants in one table: one parallel Scan of it reads them all (see `partitions`).
+    let (scanned, queried): (Vec<_>, Vec<_>) = desired
         .seeds
         .iter()
         .filter(ready)
+        .partition(|seed| seed.partitions.len() >= crate::partitions::SCAN_FROM);
+    let reads = queried
+        .iter()
         .flat_map(|seed| {
             seed.partitions
                 .keys()
                 .map(|t| (seed.name.clone(), t.clone()))
         })
         .collect();
-    let partitions = read_partitions(clients, reads).await?;
-    actual.partitions = partitions;
+    let scans = futures::future::try_join_all(scanned.iter().map(|seed| {
+        let tenants: Vec<String> = seed.partitions.keys().cloned().collect();
+        async move { crate::partitions::scan(clients, &seed.name, &tenants).await }
+    }));
+    let (queried, scanned) = tokio::try_join!(read_partitions(clients, reads), scans)?;
+    actual.partitions = queried;
+    actual.partitions.extend(scanned.into_iter().flatten());
     Ok(actual)
 }
 

@@ -217,8 +217,11 @@ pub async fn run(args: DeployBench) -> anyhow::Result<()> {
         );
     }
     println!(
-        "\nObserve reads tenant partitions {} at a time whatever the parallelism.",
-        deployer::observe::READ_PARALLELISM
+        "\nObserve reads tenant partitions {} at a time whatever the parallelism, and a table \
+         seeding {} tenants or more with one Scan of {} parallel segments.",
+        deployer::observe::READ_PARALLELISM,
+        deployer::partitions::SCAN_FROM,
+        deployer::partitions::SCAN_SEGMENTS,
     );
     Ok(())
 }

@@ -9,6 +9,7 @@ mod logs;
 mod observe;
 mod package;
 mod parallel;
+mod partitions;
 mod plan;
 mod plan_snapshots;
 mod rest_api;
