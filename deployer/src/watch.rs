@@ -1,8 +1,10 @@
 //! Watch mode: after a deploy, rebuilds the functions whose crates changed on disk and updates
 //! only their code (`UpdateFunctionCode`, nothing else), through the same plan and apply as a
-//! deploy: the plan is made against the stage observed once at the start and kept current. The stage keeps its API and its other
-//! functions; the new code revision retires the old execution environments, so every tenant's
-//! next invoke runs the new code. A failed build leaves the last good code serving.
+//! deploy, planned against the stage observed once at the start and kept current. Each function
+//! is built and updated on its own, the one whose own crate changed first, so it answers with its
+//! new code while the next one compiles. The stage keeps its API and its other functions; the
+//! new code revision retires the old execution environments, so every tenant's next invoke runs
+//! the new code. A failed build leaves the last good code serving.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -327,75 +329,139 @@ pub async fn watch(
             continue;
         }
         let started = Instant::now();
-        let functions: Vec<String> = affected.iter().cloned().collect();
-        let request = StageBuild {
-            workspace_root: spec.workspace_root,
-            unify_with: spec.unify_with.clone(),
-            only: Some(affected),
-        };
-        let (app, stage) = (spec.app.clone(), spec.stage.clone());
-        let root = spec.workspace_root.to_path_buf();
-        let built = tokio::task::spawn_blocking(move || {
-            let request = StageBuild {
-                workspace_root: &root,
-                ..request
-            };
-            let binaries = build_stage(&app, &stage, &request).map_err(|e| e.to_string())?;
-            let compiled = started.elapsed();
-            // Debug binaries are tens of megabytes: zipping them one per core halves the wait.
-            let packages = std::thread::scope(|scope| {
-                let zipping: Vec<_> = binaries
-                    .into_iter()
-                    .map(|(bin, path)| {
-                        scope.spawn(move || {
-                            package_file(&path)
-                                .map(|package| (bin, package))
-                                .map_err(|e| e.to_string())
-                        })
-                    })
-                    .collect();
-                zipping
-                    .into_iter()
-                    .map(|z| {
-                        z.join()
-                            .unwrap_or_else(|_| Err("zipping panicked".to_owned()))
-                    })
-                    .collect::<Result<Vec<_>, String>>()
-            })?;
-            Ok((compiled, started.elapsed(), packages))
-        })
-        .await
-        .unwrap_or_else(|e| Err(format!("the build task failed: {e}")));
-        let (compiled, packaged, packages) = match built {
-            Ok(built) => built,
-            Err(error) => {
-                on_event(&WatchEvent::BuildFailed {
-                    functions,
-                    error,
-                    took: started.elapsed(),
-                });
-                continue;
+        let order = build_order(&spec, &crates, &changed, &affected);
+        for (i, bin) in order.iter().enumerate() {
+            match rebuild(clients, &spec, &mut actual, &deployed, bin, started).await {
+                Ok((event, package)) => {
+                    if let Some(package) = package {
+                        deployed.insert(bin.clone(), package);
+                    }
+                    on_event(&event);
+                }
+                Err(event) => {
+                    let build_failed = matches!(event, WatchEvent::BuildFailed { .. });
+                    on_event(&event);
+                    // A shared crate that does not compile fails the others' builds too.
+                    if build_failed && i + 1 < order.len() && shares_a_crate(&dirs_of, &order) {
+                        on_event(&WatchEvent::BuildFailed {
+                            functions: order[i + 1..].to_vec(),
+                            error: "not built: a crate they share did not compile".to_owned(),
+                            took: started.elapsed(),
+                        });
+                        break;
+                    }
+                }
             }
-        };
-        let mut next = deployed.clone();
-        next.extend(packages);
-        match update(clients, &spec, &mut actual, &next).await {
-            Ok(updated) => {
-                deployed = next;
-                on_event(&WatchEvent::Rebuilt {
-                    functions,
-                    updated,
-                    took: started.elapsed(),
-                    compiled,
-                    packaged,
-                });
-            }
-            Err(error) => on_event(&WatchEvent::UpdateFailed {
-                functions,
-                error,
-                took: started.elapsed(),
-            }),
         }
+    }
+}
+
+/// The order the changed functions are rebuilt in, one `cargo build` each, so the first one
+/// answers with its new code while the next is still compiling: the functions whose own crate
+/// changed first (the one being worked on), then the others in the stack's order.
+fn build_order(
+    spec: &WatchSpec,
+    crates: &BTreeMap<String, Crate>,
+    changed: &[PathBuf],
+    affected: &BTreeSet<String>,
+) -> Vec<String> {
+    let own_change = |package: &str| {
+        crates
+            .get(package)
+            .is_some_and(|c| changed.iter().any(|path| path.starts_with(&c.dir)))
+    };
+    let mut order: Vec<String> = Vec::new();
+    for first in [true, false] {
+        for function in &spec.app.functions {
+            if affected.contains(&function.bin)
+                && own_change(&function.package) == first
+                && !order.contains(&function.bin)
+            {
+                order.push(function.bin.clone());
+            }
+        }
+    }
+    order
+}
+
+/// Whether the functions are built from a workspace crate in common.
+fn shares_a_crate(dirs_of: &BTreeMap<String, BTreeSet<PathBuf>>, bins: &[String]) -> bool {
+    let mut seen = BTreeSet::new();
+    bins.iter()
+        .filter_map(|bin| dirs_of.get(bin))
+        .flatten()
+        .any(|dir| !seen.insert(dir))
+}
+
+/// Builds, zips and updates one function; the event to show, and the package now deployed
+/// when its code changed.
+async fn rebuild(
+    clients: &Clients,
+    spec: &WatchSpec<'_>,
+    actual: &mut Actual,
+    deployed: &BTreeMap<String, Package>,
+    bin: &str,
+    started: Instant,
+) -> Result<(WatchEvent, Option<Package>), WatchEvent> {
+    let functions = vec![bin.to_owned()];
+    // Every function's package is named, not only this one's, so cargo resolves the features
+    // the deploy's build resolved: the shared crates are not compiled again for this build, and
+    // the binary is the one a deploy would build.
+    let mut unify_with = spec.unify_with.clone();
+    unify_with.extend(spec.app.functions.iter().map(|f| f.package.clone()));
+    let request = StageBuild {
+        workspace_root: spec.workspace_root,
+        unify_with,
+        only: Some(BTreeSet::from([bin.to_owned()])),
+    };
+    let (app, stage) = (spec.app.clone(), spec.stage.clone());
+    let root = spec.workspace_root.to_path_buf();
+    let built = tokio::task::spawn_blocking(move || {
+        let request = StageBuild {
+            workspace_root: &root,
+            ..request
+        };
+        let binaries = build_stage(&app, &stage, &request).map_err(|e| e.to_string())?;
+        let compiled = started.elapsed();
+        let packages = binaries
+            .into_iter()
+            .map(|(bin, path)| {
+                package_file(&path)
+                    .map(|package| (bin, package))
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok((compiled, started.elapsed(), packages))
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the build task failed: {e}")));
+    let (compiled, packaged, packages) = built.map_err(|error| WatchEvent::BuildFailed {
+        functions: functions.clone(),
+        error,
+        took: started.elapsed(),
+    })?;
+    let package = packages
+        .iter()
+        .find(|(b, _)| b == bin)
+        .map(|(_, p)| p.clone());
+    let mut next = deployed.clone();
+    next.extend(packages);
+    match update(clients, spec, actual, &next).await {
+        Ok(updated) => Ok((
+            WatchEvent::Rebuilt {
+                functions,
+                updated,
+                took: started.elapsed(),
+                compiled,
+                packaged,
+            },
+            package,
+        )),
+        Err(error) => Err(WatchEvent::UpdateFailed {
+            functions,
+            error,
+            took: started.elapsed(),
+        }),
     }
 }
 
@@ -457,4 +523,60 @@ fn code_only(change: &Change) -> bool {
         &change.op,
         Op::Function(op) if change.action == Action::Update && op.code && !op.configuration
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::Function;
+
+    fn krate(dir: &str, deps: &[&str]) -> Crate {
+        Crate {
+            dir: PathBuf::from(dir),
+            deps: deps.iter().map(|d| d.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_function_whose_own_crate_changed_is_rebuilt_first() {
+        let app = App::new("represent")
+            .function(Function::new("representatives"))
+            .function(Function::new("counties"))
+            .stage(Stage::emulator("dev"));
+        let crates = BTreeMap::from([
+            (
+                "represent".to_string(),
+                krate("/w/functions/represent", &[]),
+            ),
+            (
+                "representatives".to_string(),
+                krate("/w/functions/representatives", &["represent"]),
+            ),
+            (
+                "counties".to_string(),
+                krate("/w/functions/counties", &["represent"]),
+            ),
+        ]);
+        let spec = WatchSpec {
+            workspace_root: Path::new("/w"),
+            app: &app,
+            stage: &app.stages[0],
+            unify_with: Vec::new(),
+            deployed: BTreeMap::new(),
+            debounce: Duration::ZERO,
+        };
+        let both: BTreeSet<String> = ["counties", "representatives"].map(String::from).into();
+        let order = |path: &str| build_order(&spec, &crates, &[PathBuf::from(path)], &both);
+        assert_eq!(
+            order("/w/functions/counties/src/main.rs"),
+            ["counties", "representatives"]
+        );
+        assert_eq!(
+            order("/w/functions/represent/src/handler.rs"),
+            ["representatives", "counties"],
+            "a shared crate's change rebuilds in the stack's order"
+        );
+        let dirs = function_dirs(&spec, &crates).expect("every package is a member");
+        assert!(shares_a_crate(&dirs, &both.into_iter().collect::<Vec<_>>()));
+    }
 }
