@@ -491,6 +491,18 @@ pub fn set_role_tags(
     Ok(())
 }
 
+pub fn set_assume_role_policy(
+    conn: &Connection,
+    name: &str,
+    document: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE roles SET assume_role_policy = ?2 WHERE name = ?1",
+        params![name, document],
+    )?;
+    Ok(())
+}
+
 pub fn delete_role(conn: &Connection, name: &str) -> Result<(), StoreError> {
     conn.execute("DELETE FROM roles WHERE name = ?1", [name])?;
     Ok(())
