@@ -318,6 +318,21 @@ async fn a_tenant_session_reads_only_its_own_partition_and_the_refusal_is_audite
         events.iter().all(|e| e["allowed"] == false),
         "only denied calls: {body}"
     );
+    // `cargo xtask audit --denied` reads the same page and flags the attempt as cross-tenant.
+    let events: Vec<deployer::cli::audit::AuditEvent> =
+        serde_json::from_value(audit["events"].clone()).expect("the command reads the page");
+    let flagged: Vec<String> = events
+        .iter()
+        .filter(|e| e.is_cross_tenant())
+        .map(deployer::cli::audit::render)
+        .collect();
+    assert_eq!(flagged.len(), 2, "{flagged:?}");
+    assert!(
+        flagged[0].contains("DENIED  tenant=TX")
+            && flagged[0].contains("dynamodb:Query represent-dev-data partition=CA")
+            && flagged[0].ends_with("CROSS-TENANT ATTEMPT"),
+        "{flagged:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

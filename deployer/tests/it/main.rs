@@ -12,4 +12,5 @@ mod plan;
 mod rest_api;
 mod seed;
 mod support;
+mod tenant_role;
 mod validate;

@@ -121,9 +121,16 @@ pub async fn tenant_config(
         .configure(base)
         .build()
         .await;
-    aws_sdk_dynamodb::config::Builder::from(base)
-        .credentials_provider(provider)
-        .build()
+    scoped_config(base, provider).build()
+}
+
+/// `base` with `provider`'s credentials behind the client's identity cache, which keeps them
+/// until shortly before their expiry and then asks the provider again.
+pub fn scoped_config(
+    base: &aws_config::SdkConfig,
+    provider: impl aws_sdk_dynamodb::config::ProvideCredentials + 'static,
+) -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::config::Builder::from(base).credentials_provider(provider)
 }
 
 impl Scoped {
@@ -132,24 +139,28 @@ impl Scoped {
     async fn client(&self, tenant: &str) -> Result<&aws_sdk_dynamodb::Client, LoadError> {
         let (cached, client) = self
             .client
-            .get_or_try_init(|| async {
-                let who = aws_sdk_sts::Client::new(&self.base)
-                    .get_caller_identity()
-                    .send()
-                    .await
-                    .map_err(|e| LoadError::Account {
-                        role: self.role.clone(),
-                        source: Box::new(e),
-                    })?;
-                let arn = who.arn().unwrap_or_default();
-                let partition = arn.split(':').nth(1).unwrap_or("aws");
-                let account = who.account().unwrap_or_default();
-                let role_arn = format!("arn:{partition}:iam::{account}:role{}", self.role);
-                let config = tenant_config(&self.base, &role_arn, tenant).await;
-                Ok::<_, LoadError>((
-                    tenant.to_string(),
-                    aws_sdk_dynamodb::Client::from_conf(config),
-                ))
+            // Boxed: the SDK's futures are deep, and the function's whole invoke future must
+            // stay within the compiler's layout limits.
+            .get_or_try_init(|| {
+                Box::pin(async {
+                    let who = aws_sdk_sts::Client::new(&self.base)
+                        .get_caller_identity()
+                        .send()
+                        .await
+                        .map_err(|e| LoadError::Account {
+                            role: self.role.clone(),
+                            source: Box::new(e),
+                        })?;
+                    let arn = who.arn().unwrap_or_default();
+                    let partition = arn.split(':').nth(1).unwrap_or("aws");
+                    let account = who.account().unwrap_or_default();
+                    let role_arn = format!("arn:{partition}:iam::{account}:role{}", self.role);
+                    let config = tenant_config(&self.base, &role_arn, tenant).await;
+                    Ok::<_, LoadError>((
+                        tenant.to_string(),
+                        aws_sdk_dynamodb::Client::from_conf(config),
+                    ))
+                })
             })
             .await?;
         if cached != tenant {
@@ -209,7 +220,7 @@ impl TenantSource for DynamoSource {
     async fn load(&self, tenant: &str) -> Result<TenantData, LoadError> {
         let table = self.table.as_deref().ok_or(LoadError::NoTable)?;
         let client = match &self.scoped {
-            Some(scoped) => scoped.client(tenant).await?,
+            Some(scoped) => Box::pin(scoped.client(tenant)).await?,
             None => &self.client,
         };
         let mut found = Vec::new();
@@ -481,6 +492,85 @@ mod tests {
         };
         let err = source.load("WY").await.unwrap_err();
         assert!(err.to_string().contains("`TABLE_NAME` is not set"), "{err}");
+    }
+
+    /// Hands out credentials valid for `lifetime`, counting how often it is asked.
+    #[derive(Debug, Clone)]
+    struct Expiring {
+        lifetime: std::time::Duration,
+        asked: std::sync::Arc<AtomicUsize>,
+    }
+
+    impl aws_sdk_dynamodb::config::ProvideCredentials for Expiring {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            let expiry = std::time::SystemTime::now() + self.lifetime;
+            aws_credential_types::provider::future::ProvideCredentials::ready(Ok(
+                aws_sdk_dynamodb::config::Credentials::new(
+                    "ASIATENANT",
+                    "secret",
+                    Some("token".into()),
+                    Some(expiry),
+                    "tenant",
+                ),
+            ))
+        }
+    }
+
+    /// How often a scoped client asks for credentials over two queries, when each set lives
+    /// `lifetime`.
+    async fn credential_fetches(lifetime: std::time::Duration) -> usize {
+        let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .load()
+            .await;
+        let asked = std::sync::Arc::new(AtomicUsize::new(0));
+        let provider = Expiring {
+            lifetime,
+            asked: asked.clone(),
+        };
+        let rule =
+            mock!(aws_sdk_dynamodb::Client::query).then_output(|| QueryOutput::builder().build());
+        let config = scoped_config(&base, provider)
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(aws_smithy_mocks::MockResponseInterceptor::new().with_rule(&rule))
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(config);
+        for _ in 0..2 {
+            client
+                .query()
+                .table_name("represent-dev-data")
+                .send()
+                .await
+                .expect("mocked query");
+        }
+        asked.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn tenant_credentials_are_reused_and_renewed_before_they_expire() {
+        // An hour-long session serves both calls.
+        assert_eq!(
+            credential_fetches(std::time::Duration::from_secs(3600)).await,
+            1
+        );
+        // A session within seconds of its expiry is renewed before the next call.
+        assert_eq!(
+            credential_fetches(std::time::Duration::from_secs(5)).await,
+            2
+        );
+    }
+
+    #[test]
+    fn session_names_fit_sts_and_keep_the_tenant_readable() {
+        assert_eq!(session_name("TX"), "tenant-TX");
+        assert_eq!(session_name("../x y:z"), "tenant-..-x-y-z");
+        assert_eq!(session_name(&"a".repeat(256)).len(), 64);
     }
 
     #[tokio::test]
