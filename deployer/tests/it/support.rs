@@ -264,8 +264,9 @@ fn equip(
 pub fn no_tenant_roles() -> Rule {
     aws_smithy_mocks::mock!(aws_sdk_iam::Client::list_roles).then_output(|| {
         aws_sdk_iam::operation::list_roles::ListRolesOutput::builder()
+            .set_roles(Some(Vec::new()))
             .build()
-            .unwrap()
+            .expect("an empty listing")
     })
 }
 
