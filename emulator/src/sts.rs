@@ -707,9 +707,9 @@ async fn assume_role(
         },
     };
     if duration > role.max_session_duration {
-        return Err(StsError::validation(format!(
-            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
-        )));
+        return Err(StsError::validation(
+            "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+        ));
     }
     let expires_ms = clock::now_millis() + duration * 1000;
     let session = mint(
