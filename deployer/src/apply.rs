@@ -93,6 +93,9 @@ pub enum Step {
     DeleteLogGroup(usize),
     DeleteTable(usize),
     DeleteRole(usize),
+    /// Create or update a tenant-scoped function's execution or tenant-data role.
+    TenantRole(usize),
+    DeleteTenantRole(usize),
 }
 
 /// A step and the steps that must finish before it starts.
@@ -112,11 +115,13 @@ impl Step {
             | Step::Table(i)
             | Step::Seed(i)
             | Step::LogGroup(i)
-            | Step::Function(i) => plan.changes[*i].resource.clone(),
+            | Step::Function(i)
+            | Step::TenantRole(i) => plan.changes[*i].resource.clone(),
             Step::DeleteApi(i)
             | Step::DeleteLogGroup(i)
             | Step::DeleteTable(i)
-            | Step::DeleteRole(i) => format!("delete {}", plan.changes[*i].resource),
+            | Step::DeleteRole(i)
+            | Step::DeleteTenantRole(i) => format!("delete {}", plan.changes[*i].resource),
         }
     }
 }
@@ -132,6 +137,8 @@ pub fn graph(plan: &Plan) -> Vec<Node> {
             (_, false) if c.action == Action::NoOp && !is_api(c) => {}
             (ResourceKind::Role, false) => steps.push(Step::Role(i)),
             (ResourceKind::Role, true) => steps.push(Step::DeleteRole(i)),
+            (ResourceKind::TenantRole, false) => steps.push(Step::TenantRole(i)),
+            (ResourceKind::TenantRole, true) => steps.push(Step::DeleteTenantRole(i)),
             (ResourceKind::Table, false) => steps.push(Step::Table(i)),
             (ResourceKind::Table, true) => steps.push(Step::DeleteTable(i)),
             (ResourceKind::Seed, _) => steps.push(Step::Seed(i)),
@@ -174,6 +181,7 @@ pub fn graph(plan: &Plan) -> Vec<Node> {
             .collect()
     };
     let roles = of(&|s| matches!(s, Step::Role(_)));
+    let tenant_roles = of(&|s| matches!(s, Step::TenantRole(_)));
     let tables = of(&|s| matches!(s, Step::Table(_)));
     let functions = of(&|s| matches!(s, Step::Function(_)));
     let seeds = of(&|s| matches!(s, Step::Seed(_)));
@@ -193,6 +201,27 @@ pub fn graph(plan: &Plan) -> Vec<Node> {
         .map(|(me, step)| {
             let mut deps: Vec<usize> = match step {
                 Step::Role(_) | Step::Table(_) | Step::LogGroup(_) => Vec::new(),
+                // The stage's role names the account; a data role trusts its execution role.
+                Step::TenantRole(i) => {
+                    let mut d = roles.clone();
+                    if let Op::TenantRole(op) = &plan.changes[*i].op
+                        && let Some(crate::tenant_role::Trust::Role(exec)) = &op.trust
+                    {
+                        d.extend(
+                            tenant_roles
+                                .iter()
+                                .copied()
+                                .filter(|t| plan.changes[step_change(&steps[*t])].name == *exec),
+                        );
+                    }
+                    d
+                }
+                // Every other step is done with a tenant role before it goes.
+                Step::DeleteTenantRole(_) => (0..steps.len())
+                    .filter(|j| {
+                        !matches!(steps[*j], Step::DeleteRole(_) | Step::DeleteTenantRole(_))
+                    })
+                    .collect(),
                 // A table before the tenants seeded into it.
                 Step::Seed(i) => tables
                     .iter()
@@ -204,6 +233,7 @@ pub fn graph(plan: &Plan) -> Vec<Node> {
                 Step::Function(i) => {
                     let group = log_group_name(&plan.changes[*i].name);
                     let mut d = roles.clone();
+                    d.extend(&tenant_roles);
                     d.extend(&tables);
                     d.extend(steps.iter().enumerate().filter_map(|(j, s)| {
                         (matches!(s, Step::LogGroup(_)) && name_of(s) == group).then_some(j)
@@ -234,6 +264,25 @@ pub fn graph(plan: &Plan) -> Vec<Node> {
             }
         })
         .collect()
+}
+
+/// The plan change of a one-change step.
+fn step_change(step: &Step) -> usize {
+    match step {
+        Step::Role(i)
+        | Step::Table(i)
+        | Step::Seed(i)
+        | Step::LogGroup(i)
+        | Step::Function(i)
+        | Step::DeleteApi(i)
+        | Step::DeleteLogGroup(i)
+        | Step::DeleteTable(i)
+        | Step::DeleteRole(i)
+        | Step::TenantRole(i)
+        | Step::DeleteTenantRole(i) => *i,
+        Step::DeleteFunction { change, .. } => *change,
+        Step::Api { changes, .. } => changes.first().copied().unwrap_or_default(),
+    }
 }
 
 fn is_api(c: &Change) -> bool {
@@ -289,6 +338,16 @@ async fn run(ctx: &Ctx<'_>, plan: &Plan, step: &Step) -> Result<Outcome, StepFai
         Step::DeleteRole(i) => {
             let c = typed_or_skip!(*i, Role);
             role::delete(ctx, &c).await.map_err(fail)?;
+            Ok(one(*i))
+        }
+        Step::TenantRole(i) => {
+            let c = typed_or_skip!(*i, TenantRole);
+            crate::tenant_role::apply(ctx, &c).await.map_err(fail)?;
+            Ok(one(*i))
+        }
+        Step::DeleteTenantRole(i) => {
+            let c = typed_or_skip!(*i, TenantRole);
+            crate::tenant_role::delete(ctx, &c).await.map_err(fail)?;
             Ok(one(*i))
         }
         Step::Table(i) => {

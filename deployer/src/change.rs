@@ -40,6 +40,8 @@ pub enum ResourceKind {
     Deployment,
     /// A REST API's TOKEN Lambda authorizer, which the tenant comes from.
     Authorizer,
+    /// A tenant-scoped function's execution role or tenant-data role.
+    TenantRole,
 }
 
 /// One planned change to one resource, with `op`: what apply sends for it.

@@ -30,6 +30,8 @@ pub struct Desired {
     pub log_retention_days: Option<u32>,
     /// REST APIs in front of the functions; empty when functions are left out (seeding).
     pub rest_apis: Vec<DesiredRestApi>,
+    /// The execution and tenant-data roles of tenant-scoped functions.
+    pub tenant_roles: Vec<crate::tenant_role::DesiredTenantRole>,
 }
 
 impl Desired {
@@ -137,6 +139,10 @@ fn resolve(
             Some(_) => {
                 rest_api::desired_rest_apis(&app.name, stage, &app.rest_apis, &app.functions)
             }
+            None => Vec::new(),
+        },
+        tenant_roles: match packages {
+            Some(_) => crate::tenant_role::resolve(&app.name, stage, &app.functions),
             None => Vec::new(),
         },
     })

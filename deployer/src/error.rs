@@ -47,6 +47,22 @@ pub enum StackError {
         feature: &'static str,
     },
     #[error(
+        "function `{logical}`: tenant_scoped needs per-tenant isolation, since the tenant-data role is assumed once per environment for its one tenant; add `.per_tenant()`"
+    )]
+    TenantScopedShared { logical: String },
+    #[error(
+        "function `{logical}`: tenant_scoped needs a table to scope; declare one with `.reads_table(..)` or `.writes_table(..)`, or drop `.tenant_scoped()`"
+    )]
+    TenantScopedWithoutTable { logical: String },
+    #[error(
+        "function `{logical}`: tenant role name `{name}` is {len} characters but IAM allows 64; shorten the app, stage or logical name"
+    )]
+    TenantRoleNameTooLong {
+        logical: String,
+        name: String,
+        len: usize,
+    },
+    #[error(
         "function `{logical}`: environment key `{key}` is invalid; keys start with a letter and use only letters, digits and `_`"
     )]
     InvalidEnvKey { logical: String, key: String },

@@ -121,6 +121,9 @@ pub struct Function {
     /// The logical tables of `reads_tables` the function may also write (PutItem, UpdateItem,
     /// DeleteItem, BatchWriteItem).
     pub writes_tables: BTreeSet<String>,
+    /// Runs as its own role with no access to tenant data, and reads its tables through a
+    /// tenant-data role scoped to the environment's tenant (see `tenant_role`).
+    pub tenant_scoped: bool,
 }
 
 impl Function {
@@ -141,6 +144,7 @@ impl Function {
             provisioned_concurrency: None,
             snap_start: false,
             reads_tables: BTreeMap::new(),
+            tenant_scoped: false,
             writes_tables: BTreeSet::new(),
         }
     }
@@ -215,6 +219,15 @@ impl Function {
     pub fn reads_table(mut self, logical: &str, env_key: &str) -> Self {
         self.reads_tables
             .insert(env_key.to_string(), logical.to_string());
+        self
+    }
+
+    /// Gives the function its own execution role with no access to tenant data, and a
+    /// tenant-data role that role may assume with a `tenant` session tag, allowing the
+    /// function's table actions only on items whose partition key is that tenant. The function
+    /// finds the data role in `TENANT_DATA_ROLE`. Needs `.per_tenant()` and a table.
+    pub fn tenant_scoped(mut self) -> Self {
+        self.tenant_scoped = true;
         self
     }
 
@@ -369,6 +382,10 @@ pub struct DesiredFunction {
     #[serde(skip)]
     pub code: Arc<Vec<u8>>,
     pub tags: BTreeMap<String, String>,
+    /// A tenant-scoped function's own execution role, as IAM path and name
+    /// (`/represent/dev/represent-dev-counties-exec`); `None` runs as the stage's role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_role: Option<String>,
 }
 
 impl std::fmt::Debug for DesiredFunction {
@@ -387,6 +404,7 @@ impl std::fmt::Debug for DesiredFunction {
             .field("log_format", &self.log_format)
             .field("code_sha256", &self.code_sha256)
             .field("tags", &self.tags)
+            .field("execution_role", &self.execution_role)
             .finish_non_exhaustive()
     }
 }
@@ -416,6 +434,12 @@ pub fn resolve(
     for (key, table) in &f.reads_tables {
         environment.insert(key.clone(), names::table_name(app, stage, table));
     }
+    if f.tenant_scoped {
+        environment.insert(
+            crate::tenant_role::DATA_ROLE_ENV.to_string(),
+            crate::tenant_role::data_role_env(app, stage, &f.logical),
+        );
+    }
     DesiredFunction {
         logical: f.logical.clone(),
         name: names::function_name(app, stage, &f.logical),
@@ -431,6 +455,13 @@ pub fn resolve(
         code_sha256: package.code_sha256.clone(),
         code: Arc::new(package.bytes.clone()),
         tags: function_tags(app, stage, &f.logical),
+        execution_role: f.tenant_scoped.then(|| {
+            format!(
+                "{}{}",
+                crate::tenant_role::path(app, stage),
+                crate::tenant_role::execution_role_name(app, stage, &f.logical)
+            )
+        }),
     }
 }
 
@@ -700,7 +731,11 @@ fn diff_function(
     field(
         "role",
         names::role_name_from_arn(&actual.role_arn).to_string(),
-        role_name.to_string(),
+        desired
+            .execution_role
+            .as_deref()
+            .map_or(role_name, names::role_name_from_arn)
+            .to_string(),
     );
     field(
         "log format",
@@ -989,7 +1024,10 @@ async fn create_function(
     name: &str,
 ) -> Result<(), DeployError> {
     let resource = format!("function {name}");
-    let role = ctx.role_arn(name)?;
+    let role = match &d.execution_role {
+        Some(own) => crate::tenant_role::function_role_arn(ctx, own, name)?,
+        None => ctx.role_arn(name)?,
+    };
     let result = retry(
         ctx.opts,
         || {
@@ -1067,7 +1105,10 @@ async fn update_configuration(
     name: &str,
 ) -> Result<(), DeployError> {
     let resource = format!("function {name}");
-    let role = ctx.role_arn(name)?;
+    let role = match &d.execution_role {
+        Some(own) => crate::tenant_role::function_role_arn(ctx, own, name)?,
+        None => ctx.role_arn(name)?,
+    };
     // TenancyConfig is deliberately absent: it cannot change after creation (a change is a
     // Replace), and UpdateFunctionConfiguration has no such member.
     sent(

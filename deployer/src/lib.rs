@@ -40,6 +40,7 @@ pub mod stack;
 pub mod step;
 pub mod table;
 pub mod tenant;
+pub mod tenant_role;
 pub mod tools;
 pub mod watch;
 

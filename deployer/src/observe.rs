@@ -37,6 +37,8 @@ pub struct Actual {
     pub log_groups: Vec<ActualLogGroup>,
     /// The stage's REST APIs, with their resources and which functions they may invoke.
     pub rest_apis: Vec<ActualRestApi>,
+    /// The execution and tenant-data roles of the stage's tenant-scoped functions.
+    pub tenant_roles: Vec<crate::tenant_role::ActualTenantRole>,
 }
 
 impl Actual {
@@ -55,10 +57,11 @@ impl Actual {
 /// first (log groups and APIs are matched against them); the rest is read at once.
 pub async fn observe(clients: &Clients, app: &str, stage: &str) -> Result<Actual, DeployError> {
     let role_name = names::role_name(app, stage);
-    let (functions, role, tables) = tokio::try_join!(
+    let (functions, role, tables, tenant_roles) = tokio::try_join!(
         function::observe(clients, app, stage),
         role::observe_role(clients, &role_name),
         table::observe(clients, app, stage),
+        crate::tenant_role::observe(clients, app, stage),
     )?;
     let (log_groups, rest_apis) = tokio::try_join!(
         log_group::observe(clients, app, stage, &functions),
@@ -71,6 +74,7 @@ pub async fn observe(clients: &Clients, app: &str, stage: &str) -> Result<Actual
         partitions: Vec::new(),
         log_groups,
         rest_apis,
+        tenant_roles,
     })
 }
 

@@ -33,6 +33,7 @@ pub enum Op {
     LogGroup(LogGroupOp),
     /// A REST API, route, authorizer, permission or deployment.
     Api(ApiStep),
+    TenantRole(crate::tenant_role::TenantRoleOp),
 }
 
 /// One planned change and the operation apply sends for it.
@@ -199,6 +200,10 @@ fn wrap<O>(changes: Vec<Planned<O>>, op: impl Fn(O) -> Op) -> impl Iterator<Item
 pub fn plan(desired: &Desired, actual: &Actual) -> Plan {
     let (app, stage) = (desired.app.as_str(), desired.stage.as_str());
     let mut changes = vec![role::plan(&desired.role, actual.role.as_ref()).map(Op::Role)];
+    changes.extend(wrap(
+        crate::tenant_role::plan(&desired.tenant_roles, &actual.tenant_roles),
+        Op::TenantRole,
+    ));
     let (tables, fresh) = table::plan(&desired.tables, &actual.tables);
     changes.extend(wrap(tables, Op::Table));
     changes.extend(wrap(
@@ -311,6 +316,11 @@ pub fn plan_destroy(actual: &Actual, app: &str, stage: &str) -> Plan {
         table::prune(&[], &actual.tables, "destroying the stage"),
         Op::Table,
     ));
+    changes.extend(
+        actual.tenant_roles.iter().map(|r| {
+            crate::tenant_role::plan_delete(r, "destroying the stage").map(Op::TenantRole)
+        }),
+    );
     if let Some(r) = &actual.role {
         changes.push(role::plan_delete(r, "destroying the stage").map(Op::Role));
     }

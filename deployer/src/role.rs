@@ -79,6 +79,9 @@ pub struct ActualRole {
 /// The ARNs use `*` for the region and account: the plan is computed before any call, so neither
 /// is known, and the table name already pins the app and stage.
 pub fn table_read_policy(app: &str, stage: &str, functions: &[Function]) -> Option<String> {
+    // Tenant-scoped functions run as their own roles and reach tables only through their
+    // tenant-data roles.
+    let functions: Vec<&Function> = functions.iter().filter(|f| !f.tenant_scoped).collect();
     let tables: BTreeSet<&String> = functions
         .iter()
         .flat_map(|f| f.reads_tables.values())

@@ -226,6 +226,7 @@ pub fn validate(app: &App, stage: &str) -> Result<(), StackErrors> {
     }
 
     crate::function::validate(&app.name, stage, &app.functions, &app.tables, &mut errors);
+    crate::tenant_role::validate(&app.name, stage, &app.functions, &mut errors);
     crate::rest_api::validate_rest_apis(&app.rest_apis, &app.functions, &mut errors);
 
     if errors.is_empty() {

@@ -149,6 +149,7 @@ pub async fn handle(app: Arc<AppState>, body: &[u8]) -> Response {
         "GetRolePolicy" => get_role_policy(&app, &params).await,
         "DeleteRolePolicy" => delete_role_policy(&app, &params).await,
         "ListRolePolicies" => list_role_policies(&app, &params).await,
+        "UpdateAssumeRolePolicy" => update_assume_role_policy(&app, &params).await,
         other => Err(IamError::new(
             StatusCode::BAD_REQUEST,
             "InvalidAction",
@@ -720,6 +721,17 @@ async fn delete_role_policy(app: &AppState, params: &Params) -> Result<Response,
     } else {
         Err(no_such_policy(&policy))
     }
+}
+
+async fn update_assume_role_policy(app: &AppState, params: &Params) -> Result<Response, IamError> {
+    let name = role_name(params)?;
+    let document = required(params, "PolicyDocument", "policyDocument")?.to_string();
+    check_policy_document(&document)?;
+    let role = existing_role(app, name).await?;
+    app.store
+        .call(move |conn| store::set_assume_role_policy(conn, &role.name, &document))
+        .await?;
+    Ok(ok("UpdateAssumeRolePolicy", None))
 }
 
 async fn list_role_policies(app: &AppState, params: &Params) -> Result<Response, IamError> {

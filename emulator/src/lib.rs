@@ -6,15 +6,18 @@
 //! until [`Emulator::shutdown`] (or [`Emulator::wait`], which also stops on Ctrl-C or SIGTERM).
 
 mod apigateway;
+mod audit;
 mod aws_json;
 pub mod clock;
 mod cloudwatch_logs;
 mod dynamodb;
 mod iam;
 mod lambda;
+mod policy;
 pub mod runtime;
 mod server;
 pub mod store;
+mod sts;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -141,6 +144,10 @@ impl Emulator {
         let db_path = config.state_dir.join("state.sqlite");
         let store = Arc::new(Store::open(&db_path)?);
         let log_sink = StoreLogSink::start(&db_path)?;
+        let sessions = Arc::new(sts::Sessions::new(
+            Arc::clone(&store),
+            config.account_id.clone(),
+        ));
         let runtime = Runtime::new(
             RuntimeConfig {
                 work_dir: work_dir.clone(),
@@ -148,6 +155,7 @@ impl Emulator {
                 max_environments: config.max_environments,
                 endpoint_url: endpoint.clone(),
                 region: config.region.clone(),
+                credentials: Some(Arc::clone(&sessions) as Arc<dyn runtime::CredentialSource>),
             },
             log_sink.clone(),
         );
@@ -163,6 +171,7 @@ impl Emulator {
             lambda: functions,
             dynamodb: dynamodb::DynamoDb::default(),
             apigateway: rest_apis,
+            sessions,
         });
 
         let (stop, stopped) = oneshot::channel::<()>();

@@ -33,6 +33,8 @@ pub struct AppState {
     pub lambda: lambda::Functions,
     pub dynamodb: dynamodb::DynamoDb,
     pub apigateway: apigateway::RestApis,
+    /// STS sessions and the principal of every call.
+    pub sessions: Arc<crate::sts::Sessions>,
 }
 
 /// Large enough for a 50 MB deployment package base64-encoded in a CreateFunction body; Invoke
@@ -46,6 +48,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/", post(root_post))
         .route("/_emulator/status", get(status))
         .route("/_emulator/health", get(|| async { "ok" }))
+        .route("/_emulator/audit", get(crate::audit::handle))
         .fallback(unknown_operation)
         .method_not_allowed_fallback(unknown_operation)
         .layer(axum::middleware::map_response(request_id))
@@ -75,7 +78,12 @@ async fn root_post(State(app): State<Arc<AppState>>, headers: HeaderMap, body: B
     if let Some(target) = headers.get("x-amz-target") {
         let target = target.to_str().unwrap_or_default();
         return match target.split_once('.') {
-            Some(("DynamoDB_20120810", operation)) => dynamodb::handle(app, operation, &body).await,
+            Some(("DynamoDB_20120810", operation)) => {
+                if let Some(refused) = dynamodb::authorize(&app, &headers, operation, &body).await {
+                    return refused;
+                }
+                dynamodb::handle(app, operation, &body).await
+            }
             Some(("Logs_20140328", operation)) => {
                 cloudwatch_logs::handle(app, operation, &body).await
             }
@@ -92,6 +100,9 @@ async fn root_post(State(app): State<Arc<AppState>>, headers: HeaderMap, body: B
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     if is_form {
+        if crate::sts::is_sts(&headers, &body) {
+            return crate::sts::handle(app, &headers, &body).await;
+        }
         return iam::handle(app, &body).await;
     }
     ApiError::unknown_operation().into_response()

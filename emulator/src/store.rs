@@ -116,6 +116,29 @@ CREATE TABLE IF NOT EXISTS apigateway_rest_apis (
 );
 ";
 
+/// STS's temporary credentials with the principal they stand for (`sts.rs`), and the audit of
+/// data calls made by role sessions (`audit.rs`).
+const CREDENTIALS_SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS sts_sessions (
+    access_key_id TEXT PRIMARY KEY,
+    session TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_events (
+    seq INTEGER PRIMARY KEY,
+    time_ms INTEGER NOT NULL,
+    principal TEXT NOT NULL,
+    role_arn TEXT NOT NULL,
+    tenant TEXT,
+    action TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    partition_keys TEXT NOT NULL,
+    allowed INTEGER NOT NULL,
+    reason TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_events_by_time ON audit_events (time_ms);
+";
+
 /// Everything that can go wrong with the state database.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -181,6 +204,11 @@ impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let conn = open_connection(path, "FULL")?;
         conn.execute_batch(SCHEMA)
+            .map_err(|source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        conn.execute_batch(CREDENTIALS_SCHEMA)
             .map_err(|source| StoreError::Open {
                 path: path.to_path_buf(),
                 source,
@@ -459,6 +487,18 @@ pub fn set_role_tags(
     conn.execute(
         "UPDATE roles SET tags = ?2 WHERE name = ?1",
         params![name, encode_tags(name, tags)?],
+    )?;
+    Ok(())
+}
+
+pub fn set_assume_role_policy(
+    conn: &Connection,
+    name: &str,
+    document: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE roles SET assume_role_policy = ?2 WHERE name = ?1",
+        params![name, document],
     )?;
     Ok(())
 }

@@ -225,6 +225,8 @@ async fn tenancy_change_replaces_the_function_without_a_gap() {
     let mut app = xtask::stack::represent();
     for function in &mut app.functions {
         function.tenancy = Tenancy::Shared;
+        // Tenant-scoped credentials need one tenant per environment.
+        function.tenant_scoped = false;
     }
     deploy(&stage, &app, STAGE, &packages).await;
     let before = stage

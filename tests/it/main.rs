@@ -1,6 +1,7 @@
 //! The whole product on the local emulator: the Represent stack built as deploy builds it, deployed
 //! by the deployer's real SDK clients, invoked per tenant, redeployed, replaced and destroyed.
 
+mod credentials;
 mod deploy;
 mod support;
 mod watch;

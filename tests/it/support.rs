@@ -62,6 +62,9 @@ pub struct Stage {
     pub lambda: aws_sdk_lambda::Client,
     pub iam: aws_sdk_iam::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// The emulator's URL and the developer's SDK configuration for it.
+    pub endpoint: String,
+    pub sdk: aws_config::SdkConfig,
     _state: tempfile::TempDir,
 }
 
@@ -81,12 +84,15 @@ pub async fn emulator() -> Stage {
         ))
         .load()
         .await;
+    let endpoint = emulator.endpoint();
     Stage {
         _emulator: emulator,
         clients: Clients::new(&sdk),
         lambda: aws_sdk_lambda::Client::new(&sdk),
         iam: aws_sdk_iam::Client::new(&sdk),
         dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+        endpoint,
+        sdk: sdk.clone(),
         _state: state,
     }
 }

@@ -18,6 +18,7 @@ pub fn represent() -> App {
                 .memory(256)
                 .timeout(10)
                 .per_tenant()
+                .tenant_scoped()
                 .reads_table("data", "TABLE_NAME"),
         )
         .function(
@@ -26,6 +27,7 @@ pub fn represent() -> App {
                 .memory(256)
                 .timeout(10)
                 .per_tenant()
+                .tenant_scoped()
                 .reads_table("data", "TABLE_NAME"),
         )
         // The public front door: the caller names its state in a header, and API Gateway passes

@@ -18,6 +18,7 @@
 //! tenant, and commands of its own. Results go to stdout (text or `--output json`), progress and
 //! the calls made (`-v`) to stderr; a closed pipe ends a command quietly.
 
+pub mod audit;
 pub mod context;
 pub mod deploy;
 pub mod emulator_cmd;
@@ -276,6 +277,8 @@ enum Command {
     },
     /// Deploy, then rebuild and update the functions whose code changes, until Ctrl-C
     Watch(watch::WatchArgs),
+    /// Data calls of the functions' roles, denied cross-tenant attempts flagged (emulator)
+    Audit(audit::AuditArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -421,6 +424,7 @@ fn run(app: &App, matches: &ArgMatches) -> Outcome {
                 Command::Emulator(cmd) => emulator_cmd::run(&ctx, cmd).await,
                 Command::Tenants(TenantsCommand::Seed(args)) => seeds::run(&ctx, args).await,
                 Command::Watch(args) => watch::run(&ctx, args).await,
+                Command::Audit(args) => audit::run(&ctx, args).await,
                 Command::Completions { .. } => unreachable!("handled above"),
             }
         }),

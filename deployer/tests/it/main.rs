@@ -16,4 +16,5 @@ mod rest_api;
 mod seed;
 mod support;
 mod transcript;
+mod tenant_role;
 mod validate;

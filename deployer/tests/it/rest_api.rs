@@ -831,7 +831,11 @@ async fn observe_reads_the_api_its_routes_and_permissions_so_a_redeploy_is_a_no_
         .then_output(|| GetAuthorizersOutput::builder().build());
     let tables = no_tables();
     let clients = Clients {
-        iam: mock_client!(aws_sdk_iam, RuleMode::MatchAny, &[&no_role]),
+        iam: mock_client!(
+            aws_sdk_iam,
+            RuleMode::MatchAny,
+            &[&no_role, &super::support::no_tenant_roles()]
+        ),
         ..clients_api(
             &[&list, &get, &policy],
             &[&tables],

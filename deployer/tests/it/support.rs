@@ -137,6 +137,7 @@ pub fn up_to_date(d: &Desired) -> Actual {
             .collect(),
         log_groups: Vec::new(),
         rest_apis: Vec::new(),
+        tenant_roles: Vec::new(),
     }
 }
 
@@ -245,15 +246,28 @@ fn equip(
     logs: &[&Rule],
     apigateway: aws_sdk_apigateway::Client,
 ) -> Clients {
+    // Observe lists the stage's tenant roles; stages without tenant-scoped functions have none.
+    let no_tenant_roles = no_tenant_roles();
+    let iam: Vec<&Rule> = iam.iter().copied().chain([&no_tenant_roles]).collect();
     Clients::from_clients(
         mock_client!(aws_sdk_lambda, RuleMode::MatchAny, lambda),
-        mock_client!(aws_sdk_iam, RuleMode::MatchAny, iam),
+        mock_client!(aws_sdk_iam, RuleMode::MatchAny, &iam),
         mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb),
         mock_client!(aws_sdk_cloudwatchlogs, RuleMode::MatchAny, logs),
         apigateway,
         None,
         fast_retries(),
     )
+}
+
+/// IAM answering ListRoles (the stage's tenant roles) with no role, as often as asked.
+pub fn no_tenant_roles() -> Rule {
+    aws_smithy_mocks::mock!(aws_sdk_iam::Client::list_roles).then_output(|| {
+        aws_sdk_iam::operation::list_roles::ListRolesOutput::builder()
+            .set_roles(Some(Vec::new()))
+            .build()
+            .expect("an empty listing")
+    })
 }
 
 /// API Gateway answering GetRestApis with no API, as often as asked.

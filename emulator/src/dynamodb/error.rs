@@ -164,6 +164,25 @@ impl DynamoError {
         )
     }
 
+    /// IAM's refusal of a call its caller's policies do not allow.
+    pub fn access_denied(message: impl Into<String>) -> DynamoError {
+        DynamoError::new(
+            StatusCode::BAD_REQUEST,
+            SERVICE,
+            "AccessDeniedException",
+            message,
+        )
+    }
+
+    pub fn expired_token() -> DynamoError {
+        DynamoError::new(
+            StatusCode::BAD_REQUEST,
+            SERVICE,
+            "ExpiredTokenException",
+            "The security token included in the request is expired",
+        )
+    }
+
     pub fn internal(message: impl Into<String>) -> DynamoError {
         DynamoError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

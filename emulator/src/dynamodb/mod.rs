@@ -14,6 +14,7 @@
 //! Items are kept as the DynamoDB JSON the client sent, so whatever a client writes reads back
 //! unchanged.
 
+mod access;
 mod error;
 mod expr;
 mod items;
@@ -33,6 +34,7 @@ use serde::de::DeserializeOwned;
 use crate::server::AppState;
 use crate::store::StoreError;
 
+pub use access::authorize;
 pub use error::DynamoError;
 
 /// A Query page ends once it holds this many bytes of items, as DynamoDB's does.

@@ -183,6 +183,7 @@ pub fn function_spec(config: &FunctionConfig, code_dir: std::path::PathBuf) -> F
         },
         log_group: config.logging_config.log_group.clone(),
         per_tenant: config.tenancy_config.is_some(),
+        role: config.role.clone(),
     }
 }
 

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::api::{self, Pending, Shared};
 use super::logs::{self, Tail};
-use super::{FunctionSpec, LogEvent, LogFormat, LogSink, RuntimeConfig};
+use super::{EnvCredentials, FunctionSpec, LogEvent, LogFormat, LogSink, RuntimeConfig};
 
 /// The `PATH` a function sees: Lambda's, without the emulator's own.
 const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -234,7 +234,18 @@ async fn start_in(
     };
 
     let log_stream = logs::log_stream_name(&spec.version, &hex);
-    let command = command(config, &spec, &log_stream, port, &tmp_dir);
+    let credentials = match &config.credentials {
+        Some(source) => source.credentials(&spec.role, &spec.name).await,
+        None => None,
+    };
+    let command = command(
+        config,
+        &spec,
+        &log_stream,
+        port,
+        &tmp_dir,
+        credentials.as_ref(),
+    );
     let spawned_at = Instant::now();
     let mut child = match spawner.spawn(command).await {
         Ok(child) => child,
@@ -313,6 +324,7 @@ fn command(
     log_stream: &str,
     port: u16,
     tmp_dir: &Path,
+    credentials: Option<&EnvCredentials>,
 ) -> Command {
     let mut vars: BTreeMap<&str, String> = spec
         .environment
@@ -340,13 +352,29 @@ fn command(
         ("AWS_REGION", config.region.clone()),
         ("AWS_DEFAULT_REGION", config.region.clone()),
         // Functions call the emulator, which does not check signatures; real keys never leave
-        // the developer's machine this way.
-        ("AWS_ACCESS_KEY_ID", "AKIAEMULATOREXAMPLE00".to_owned()),
+        // the developer's machine this way. A session of the execution role when the emulator
+        // knows the role, so the function's calls are evaluated against the role's policies.
+        (
+            "AWS_ACCESS_KEY_ID",
+            credentials.map_or_else(
+                || "AKIAEMULATOREXAMPLE00".to_owned(),
+                |c| c.access_key_id.clone(),
+            ),
+        ),
         (
             "AWS_SECRET_ACCESS_KEY",
-            "emulator-secret-access-key".to_owned(),
+            credentials.map_or_else(
+                || "emulator-secret-access-key".to_owned(),
+                |c| c.secret_access_key.clone(),
+            ),
         ),
-        ("AWS_SESSION_TOKEN", "emulator-session-token".to_owned()),
+        (
+            "AWS_SESSION_TOKEN",
+            credentials.map_or_else(
+                || "emulator-session-token".to_owned(),
+                |c| c.session_token.clone(),
+            ),
+        ),
         ("AWS_ENDPOINT_URL", config.endpoint_url.clone()),
         ("_HANDLER", spec.handler.clone()),
         ("LAMBDA_TASK_ROOT", spec.code_dir.display().to_string()),

@@ -45,6 +45,8 @@ pub struct FunctionSpec {
     pub log_format: LogFormat,
     pub log_group: String,
     pub per_tenant: bool,
+    /// The execution role's ARN: environments get credentials of a session of this role.
+    pub role: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,6 +116,30 @@ pub struct RuntimeConfig {
     /// `AWS_ENDPOINT_URL` given to functions, so they reach the emulator's services.
     pub endpoint_url: String,
     pub region: String,
+    /// Mints each new environment's credentials for its function's execution role; `None`
+    /// (or no answer) gives the fixed developer keys, which the emulator treats as an
+    /// administrator's.
+    pub credentials: Option<Arc<dyn CredentialSource>>,
+}
+
+/// Temporary credentials an environment finds in `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`
+/// and `AWS_SESSION_TOKEN`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+}
+
+/// Where execution environments' credentials come from (the emulator's STS).
+pub trait CredentialSource: Send + Sync + std::fmt::Debug {
+    /// Credentials of a session of `role` named after `function`, or `None` when the role is
+    /// unknown.
+    fn credentials<'a>(
+        &'a self,
+        role: &'a str,
+        function: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<EnvCredentials>> + Send + 'a>>;
 }
 
 /// What `/_emulator/status` and `cargo xtask emulator status` show per environment.

@@ -67,6 +67,7 @@ fn harness_with(max_environments: usize, idle_timeout: Duration) -> Harness {
             max_environments,
             endpoint_url: "http://127.0.0.1:9".into(),
             region: "us-east-1".into(),
+            credentials: None,
         },
         sink.clone(),
     );
@@ -94,6 +95,7 @@ impl Harness {
             log_format: LogFormat::Text,
             log_group: "/aws/lambda/represent-dev-probe".into(),
             per_tenant: true,
+            role: String::new(),
         }
     }
 

@@ -18,6 +18,11 @@ pub const PARTITION_KEY: &str = "tenant";
 pub const SORT_KEY: &str = "record";
 /// Attribute holding a record's JSON.
 pub const DATA_ATTRIBUTE: &str = "data";
+/// Environment variable naming a tenant-scoped function's tenant-data role by IAM path and name
+/// (`/represent/dev/represent-dev-counties-data`), set by the deployer.
+pub const DATA_ROLE_VAR: &str = "TENANT_DATA_ROLE";
+/// The session tag naming the tenant, which the data role's policy compares partition keys to.
+pub const TENANT_TAG: &str = "tenant";
 
 /// Reads the whole of one tenant's data. Implemented by `DynamoSource` in Lambda and by
 /// `StaticSource` in tests, so handlers run without a network.
@@ -53,6 +58,12 @@ pub enum LoadError {
     Unknown { tenant: String },
     #[error(transparent)]
     Records(#[from] RecordsError),
+    #[error("failed to find the account to assume the tenant-data role `{role}` in")]
+    Account {
+        role: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// The tenant's partition of the Represent table, read with `Query`.
@@ -61,6 +72,105 @@ pub struct DynamoSource {
     client: aws_sdk_dynamodb::Client,
     /// `None` when `TABLE_NAME` was not set: every load then fails with `LoadError::NoTable`.
     table: Option<String>,
+    /// Set for a tenant-scoped function: the table is read with credentials of the tenant-data
+    /// role for the environment's tenant, never with the execution role's.
+    scoped: Option<std::sync::Arc<Scoped>>,
+}
+
+/// The tenant-data role and, once the first invoke named the environment's tenant, the client
+/// whose credentials are that tenant's session of it.
+#[derive(Debug)]
+struct Scoped {
+    /// IAM path and name, from `TENANT_DATA_ROLE`.
+    role: String,
+    base: aws_config::SdkConfig,
+    client: OnceCell<(String, aws_sdk_dynamodb::Client)>,
+}
+
+/// The RoleSessionName for a tenant's session: STS allows `[\w+=,.@-]{2,64}`, tenant ids
+/// allow more (`/`, `:`, spaces), so other characters become `-`. The session name is only a
+/// label in audits; the tenant itself travels unchanged in the `tenant` tag.
+pub fn session_name(tenant: &str) -> String {
+    let mut name: String = format!("tenant-{tenant}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    name.truncate(64);
+    name
+}
+
+/// The SDK configuration of a tenant's client: `base` with credentials of the tenant's session
+/// of `role_arn`, tagged `tenant=<id>`. Every valid tenant id (1 to 256 of
+/// `[a-zA-Z0-9._:/=+-@ ]`) is a valid session tag value (up to 256 of
+/// `[\p{L}\p{Z}\p{N}_.:/=+\-@]`), so the tag is the id unchanged. The client's identity cache
+/// keeps the credentials and assumes the role again shortly before they expire.
+pub async fn tenant_config(
+    base: &aws_config::SdkConfig,
+    role_arn: &str,
+    tenant: &str,
+) -> aws_sdk_dynamodb::Config {
+    let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+        .session_name(session_name(tenant))
+        .tags([(TENANT_TAG, tenant)])
+        .configure(base)
+        .build()
+        .await;
+    scoped_config(base, provider).build()
+}
+
+/// `base` with `provider`'s credentials behind the client's identity cache, which keeps them
+/// until shortly before their expiry and then asks the provider again.
+pub fn scoped_config(
+    base: &aws_config::SdkConfig,
+    provider: impl aws_sdk_dynamodb::config::ProvideCredentials + 'static,
+) -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::config::Builder::from(base).credentials_provider(provider)
+}
+
+impl Scoped {
+    /// The client for `tenant`, built on the environment's first load. The account (and
+    /// partition) of the data role are the execution role's, from `GetCallerIdentity`.
+    async fn client(&self, tenant: &str) -> Result<&aws_sdk_dynamodb::Client, LoadError> {
+        let (cached, client) = self
+            .client
+            // Boxed: the SDK's futures are deep, and the function's whole invoke future must
+            // stay within the compiler's layout limits.
+            .get_or_try_init(|| {
+                Box::pin(async {
+                    let who = aws_sdk_sts::Client::new(&self.base)
+                        .get_caller_identity()
+                        .send()
+                        .await
+                        .map_err(|e| LoadError::Account {
+                            role: self.role.clone(),
+                            source: Box::new(e),
+                        })?;
+                    let arn = who.arn().unwrap_or_default();
+                    let partition = arn.split(':').nth(1).unwrap_or("aws");
+                    let account = who.account().unwrap_or_default();
+                    let role_arn = format!("arn:{partition}:iam::{account}:role{}", self.role);
+                    let config = tenant_config(&self.base, &role_arn, tenant).await;
+                    Ok::<_, LoadError>((
+                        tenant.to_string(),
+                        aws_sdk_dynamodb::Client::from_conf(config),
+                    ))
+                })
+            })
+            .await?;
+        if cached != tenant {
+            // The cache above refuses this too; credentials of one tenant never serve another.
+            return Err(LoadError::Unknown {
+                tenant: tenant.to_string(),
+            });
+        }
+        Ok(client)
+    }
 }
 
 impl DynamoSource {
@@ -68,6 +178,7 @@ impl DynamoSource {
         DynamoSource {
             client,
             table: Some(table.into()),
+            scoped: None,
         }
     }
 
@@ -77,12 +188,26 @@ impl DynamoSource {
     /// A missing `TABLE_NAME` does not stop the function from starting: requests that need no
     /// data (a missing or unknown tenant) are still answered, and the others get a 500 whose log
     /// line names the missing variable.
+    ///
+    /// With `TENANT_DATA_ROLE` set (a tenant-scoped function), the table is read through that
+    /// role, assumed once per environment for the tenant of its first invoke.
     pub async fn from_env() -> Self {
         let table = std::env::var(TABLE_NAME_VAR).ok().filter(|t| !t.is_empty());
         let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let scoped = std::env::var(DATA_ROLE_VAR)
+            .ok()
+            .filter(|r| !r.is_empty())
+            .map(|role| {
+                std::sync::Arc::new(Scoped {
+                    role,
+                    base: config.clone(),
+                    client: OnceCell::new(),
+                })
+            });
         DynamoSource {
             client: aws_sdk_dynamodb::Client::new(&config),
             table,
+            scoped,
         }
     }
 
@@ -94,13 +219,16 @@ impl DynamoSource {
 impl TenantSource for DynamoSource {
     async fn load(&self, tenant: &str) -> Result<TenantData, LoadError> {
         let table = self.table.as_deref().ok_or(LoadError::NoTable)?;
+        let client = match &self.scoped {
+            Some(scoped) => Box::pin(scoped.client(tenant)).await?,
+            None => &self.client,
+        };
         let mut found = Vec::new();
         let mut start: Option<HashMap<String, AttributeValue>> = None;
         // A large state is a few hundred kilobytes, more than one 1 MB page only in the future,
         // but a partial read would be a silently wrong answer: follow every page.
         loop {
-            let page = self
-                .client
+            let page = client
                 .query()
                 .table_name(table)
                 .key_condition_expression("#tenant = :tenant")
@@ -360,9 +488,89 @@ mod tests {
         let source = DynamoSource {
             client,
             table: None,
+            scoped: None,
         };
         let err = source.load("WY").await.unwrap_err();
         assert!(err.to_string().contains("`TABLE_NAME` is not set"), "{err}");
+    }
+
+    /// Hands out credentials valid for `lifetime`, counting how often it is asked.
+    #[derive(Debug, Clone)]
+    struct Expiring {
+        lifetime: std::time::Duration,
+        asked: std::sync::Arc<AtomicUsize>,
+    }
+
+    impl aws_sdk_dynamodb::config::ProvideCredentials for Expiring {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            self.asked.fetch_add(1, Ordering::SeqCst);
+            let expiry = std::time::SystemTime::now() + self.lifetime;
+            aws_credential_types::provider::future::ProvideCredentials::ready(Ok(
+                aws_sdk_dynamodb::config::Credentials::new(
+                    "ASIATENANT",
+                    "secret",
+                    Some("token".into()),
+                    Some(expiry),
+                    "tenant",
+                ),
+            ))
+        }
+    }
+
+    /// How often a scoped client asks for credentials over two queries, when each set lives
+    /// `lifetime`.
+    async fn credential_fetches(lifetime: std::time::Duration) -> usize {
+        let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .load()
+            .await;
+        let asked = std::sync::Arc::new(AtomicUsize::new(0));
+        let provider = Expiring {
+            lifetime,
+            asked: asked.clone(),
+        };
+        let rule =
+            mock!(aws_sdk_dynamodb::Client::query).then_output(|| QueryOutput::builder().build());
+        let config = scoped_config(&base, provider)
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(aws_smithy_mocks::MockResponseInterceptor::new().with_rule(&rule))
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(config);
+        for _ in 0..2 {
+            client
+                .query()
+                .table_name("represent-dev-data")
+                .send()
+                .await
+                .expect("mocked query");
+        }
+        asked.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn tenant_credentials_are_reused_and_renewed_before_they_expire() {
+        // An hour-long session serves both calls.
+        assert_eq!(
+            credential_fetches(std::time::Duration::from_secs(3600)).await,
+            1
+        );
+        // A session within seconds of its expiry is renewed before the next call.
+        assert_eq!(
+            credential_fetches(std::time::Duration::from_secs(5)).await,
+            2
+        );
+    }
+
+    #[test]
+    fn session_names_fit_sts_and_keep_the_tenant_readable() {
+        assert_eq!(session_name("TX"), "tenant-TX");
+        assert_eq!(session_name("../x y:z"), "tenant-..-x-y-z");
+        assert_eq!(session_name(&"a".repeat(256)).len(), 64);
     }
 
     #[tokio::test]

@@ -63,6 +63,10 @@ fn every_command_explains_itself() {
         (vec!["emulator", "start"], vec!["--port"]),
         (vec!["emulator", "status"], vec!["--output"]),
         (vec!["tenants", "list"], vec!["--output"]),
+        (
+            vec!["audit"],
+            vec!["--tenant", "--since", "--denied", "--output"],
+        ),
     ] {
         let mut args = command.clone();
         args.push("--help");
@@ -76,6 +80,14 @@ fn every_command_explains_itself() {
             );
         }
     }
+}
+
+#[test]
+fn audit_on_an_aws_stage_says_where_data_events_are_instead_of_calling() {
+    fails_with(
+        &["audit", "--stage", "prod", "--denied"],
+        &["CloudTrail data events", "LookupEvents"],
+    );
 }
 
 #[test]
