@@ -6,12 +6,14 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_lambda::error::SdkError;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::clients::Clients;
-use crate::error::{DeployError, render};
+use crate::clients::{Clients, Verdict, counted, verdict};
+use crate::error::{DeployError, said};
 
 /// Bounds on retries, waits and concurrency.
 #[derive(Debug, Clone)]
@@ -132,8 +134,12 @@ impl<'a> Ctx<'a> {
 pub enum Failure<E> {
     /// Not retryable: the caller decides what it means.
     Fatal(E),
-    /// Retryable, but the bound was hit.
-    Exhausted { attempts: u32, last: E },
+    /// Retryable, but the bound was hit after `attempts` over `elapsed`.
+    Exhausted {
+        attempts: u32,
+        elapsed: Duration,
+        last: E,
+    },
 }
 
 /// Runs `call` until it succeeds, fails with an error `retryable` rejects, or the attempt bound
@@ -150,6 +156,7 @@ where
     let max = opts.max_attempts.max(1);
     let mut delay = opts.base_delay;
     let mut attempt = 1;
+    let started = Instant::now();
     loop {
         match call().await {
             Ok(v) => return Ok(v),
@@ -157,6 +164,7 @@ where
             Err(e) if attempt >= max => {
                 return Err(Failure::Exhausted {
                     attempts: attempt,
+                    elapsed: started.elapsed(),
                     last: e,
                 });
             }
@@ -169,31 +177,43 @@ where
     }
 }
 
-/// The error of a call that failed for `resource`.
-pub fn call_error<E: std::error::Error + 'static, R: std::fmt::Debug>(
-    call: &'static str,
-    resource: &str,
-    err: SdkError<E, R>,
-) -> DeployError {
+/// The error of a call that failed for `resource`: what AWS said, with the SDK's error kept
+/// as its source.
+pub fn call_error<E, R>(call: &'static str, resource: &str, err: SdkError<E, R>) -> DeployError
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
     DeployError::Call {
         call,
         resource: resource.to_string(),
-        message: render(&err),
+        message: said(&err),
+        source: Some(Box::new(err)),
     }
 }
 
-pub fn failure_error<E: std::error::Error + 'static, R: std::fmt::Debug>(
+pub fn failure_error<E, R>(
     call: &'static str,
     resource: &str,
     failure: Failure<SdkError<E, R>>,
-) -> DeployError {
+) -> DeployError
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
     match failure {
         Failure::Fatal(e) => call_error(call, resource, e),
-        Failure::Exhausted { attempts, last } => DeployError::RetriesExhausted {
+        Failure::Exhausted {
+            attempts,
+            elapsed,
+            last,
+        } => DeployError::RetriesExhausted {
             call,
             resource: resource.to_string(),
             attempts,
-            last_error: render(&last),
+            elapsed,
+            last_error: said(&last),
+            source: Some(Box::new(last)),
         },
     }
 }
@@ -207,8 +227,8 @@ pub fn delete_converged<T, E, R>(
     gone: impl Fn(&E) -> bool,
 ) -> Result<(), DeployError>
 where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
     match result {
         Ok(_) => Ok(()),
@@ -223,19 +243,50 @@ pub fn build_error(call: &'static str, resource: &str, e: impl std::fmt::Display
         call,
         resource: resource.to_string(),
         message: e.to_string(),
+        source: None,
     }
 }
 
 /// Sends a request (its retries are the clients' policy) and sorts the error: one the policy
-/// retries until it gave up is [`Failure::Exhausted`], anything else [`Failure::Fatal`].
+/// retries until it gave up is [`Failure::Exhausted`], with the attempts it took and how long,
+/// anything else [`Failure::Fatal`].
 pub async fn sent<T, E, R>(
-    ctx: &Ctx<'_>,
+    _ctx: &Ctx<'_>,
     request: impl Future<Output = Result<T, SdkError<E, R>>>,
 ) -> Result<T, Failure<SdkError<E, R>>>
 where
     E: std::error::Error + Send + Sync + 'static,
 {
-    request.await.map_err(|e| settle(ctx, Failure::Fatal(e)))
+    let started = Instant::now();
+    let (result, attempts) = counted(request).await;
+    result.map_err(|e| {
+        if attempts > 1 && gave_up(&e) {
+            Failure::Exhausted {
+                attempts,
+                elapsed: started.elapsed(),
+                last: e,
+            }
+        } else {
+            Failure::Fatal(e)
+        }
+    })
+}
+
+/// Whether the clients' retry policy would have retried this error: it reaches the caller only
+/// once the policy gave up on it.
+fn gave_up<E, R>(e: &SdkError<E, R>) -> bool
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match e {
+        SdkError::ServiceError(_) => e
+            .as_service_error()
+            .is_some_and(|s| crate::clients::is_retried(s)),
+        SdkError::TimeoutError(_) | SdkError::ResponseError(_) | SdkError::DispatchFailure(_) => {
+            true
+        }
+        _ => false,
+    }
 }
 
 /// Marks an error the clients' retry policy retries as [`Failure::Exhausted`]: it only
@@ -251,9 +302,63 @@ where
         {
             Failure::Exhausted {
                 attempts: ctx.clients.max_attempts,
+                elapsed: Duration::ZERO,
                 last: e,
             }
         }
         other => other,
+    }
+}
+
+/// Creates something whose failure may hide a success (the call was applied but its answer
+/// lost), without ever making two: `send` sends once, with the SDK's retry off for it. A
+/// refusal (throttling, a conflict) is sent again after a backoff; an ambiguous failure (no
+/// answer, a cut connection, a 5xx) first runs `find`, which looks for what the call would have
+/// made (by name, tag or a token the request carried), and adopts it when found. Bounded by the
+/// clients' retry policy: its attempts, backoff and total time per call.
+///
+/// The outer error is `find`'s; the inner one is the create's, for the caller to sort (an
+/// "already exists" answer, say) or report.
+pub async fn create_observed<T, E, Fut, FindFut>(
+    ctx: &Ctx<'_>,
+    what: &str,
+    mut send: impl FnMut() -> Fut,
+    mut find: impl FnMut() -> FindFut,
+) -> Result<Result<T, Failure<SdkError<E, HttpResponse>>>, DeployError>
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    FindFut: Future<Output = Result<Option<T>, DeployError>>,
+{
+    let retries = ctx.clients.retries;
+    let started = Instant::now();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let e = match send().await {
+            Ok(v) => return Ok(Ok(v)),
+            Err(e) => e,
+        };
+        match verdict(&e) {
+            Verdict::Fatal => return Ok(Err(Failure::Fatal(e))),
+            Verdict::Ambiguous => {
+                if let Some(found) = find().await? {
+                    ctx.say(&format!(
+                        "{what}: the answer was lost ({}), but it was made; using it",
+                        said(&e)
+                    ));
+                    return Ok(Ok(found));
+                }
+            }
+            Verdict::Refused => {}
+        }
+        if attempt >= retries.max_attempts.max(1) || started.elapsed() >= retries.total_timeout {
+            return Ok(Err(Failure::Exhausted {
+                attempts: attempt,
+                elapsed: started.elapsed(),
+                last: e,
+            }));
+        }
+        tokio::time::sleep(retries.backoff(attempt)).await;
     }
 }

@@ -10,6 +10,7 @@ mod aws_json;
 pub mod clock;
 mod cloudwatch_logs;
 mod dynamodb;
+pub mod faults;
 mod iam;
 mod lambda;
 pub mod runtime;
@@ -50,6 +51,9 @@ pub struct Config {
     /// it in `UnprocessedItems`, as DynamoDB does under load, so that a deployer's retry path
     /// runs end to end. `Some(1)` never completes a batch. `None` (the default) processes all.
     pub dynamodb_unprocessed_every: Option<u32>,
+    /// Injected faults on control-plane calls (see [`faults`]); `None` (the default) answers
+    /// every call as the service would.
+    pub faults: Option<faults::FaultSpec>,
 }
 
 impl Config {
@@ -64,6 +68,7 @@ impl Config {
             max_environments: 64,
             pending_delay: Duration::from_millis(20),
             dynamodb_unprocessed_every: None,
+            faults: None,
         }
     }
 }
