@@ -4,18 +4,19 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_lambda::config::retry::{RetryPartition, TokenBucket};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeTransmitInterceptorContextRef, Error, InterceptorContext,
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef, Error,
+    FinalizerInterceptorContextRef, InterceptorContext,
 };
 use aws_smithy_runtime_api::client::orchestrator::{HttpResponse, Metadata};
 use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
@@ -133,22 +134,75 @@ pub async fn counted<F: std::future::Future>(call: F) -> (F::Output, u32) {
         .await
 }
 
-/// Counts attempts for [`counted`]; outside it, does nothing.
+/// Counts each call's attempts and time: for [`counted`], and for [`last_call`].
 #[derive(Debug, Clone, Copy, Default)]
 struct Attempts;
+
+/// When a call started and how many attempts it sent so far, kept in the call's config bag.
+#[derive(Debug, Clone, Copy)]
+struct CallRecord {
+    started: Instant,
+    attempts: u32,
+}
+
+impl Storable for CallRecord {
+    type Storer = StoreReplace<CallRecord>;
+}
+
+thread_local! {
+    /// The attempts and time of the last call this thread finished.
+    static LAST_CALL: std::cell::Cell<(u32, Duration)> =
+        const { std::cell::Cell::new((0, Duration::ZERO)) };
+}
+
+/// The attempts and time of the call whose result the caller holds: an SDK call's last hook
+/// runs in the same poll that hands its result to the awaiting code, so code that reads this
+/// right after the `.await`, before awaiting anything else, reads its own call's numbers.
+pub fn last_call() -> (u32, Duration) {
+    LAST_CALL.with(std::cell::Cell::get)
+}
 
 impl Intercept for Attempts {
     fn name(&self) -> &'static str {
         "Attempts"
     }
 
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        cfg.interceptor_state().store_put(CallRecord {
+            started: Instant::now(),
+            attempts: 0,
+        });
+        Ok(())
+    }
+
     fn read_before_transmit(
         &self,
         _context: &BeforeTransmitInterceptorContextRef<'_>,
         _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let _ = ATTEMPTS.try_with(|n| n.set(n.get() + 1));
+        if let Some(mut record) = cfg.load::<CallRecord>().copied() {
+            record.attempts += 1;
+            cfg.interceptor_state().store_put(record);
+        }
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        _context: &FinalizerInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(record) = cfg.load::<CallRecord>() {
+            let numbers = (record.attempts, record.started.elapsed());
+            LAST_CALL.with(|c| c.set(numbers));
+        }
         Ok(())
     }
 }
@@ -195,7 +249,8 @@ impl Intercept for MutatingCalls {
     }
 }
 
-/// Retries what the SDK's standard classifiers leave alone but that clears up by itself: 409
+/// Retries what the SDK's standard classifiers leave alone but that clears up by itself: a
+/// connection dropped before its answer came (whatever the HTTP client calls it), 409
 /// `ResourceConflictException` from Lambda (another update in progress, a function still
 /// pending) and DynamoDB's `ResourceInUseException` on a table that is still changing; and, by
 /// their typed predicates, throttling errors whose code an emulator may leave out. A conflict
@@ -290,6 +345,11 @@ impl ClassifyRetry for Conflicts {
     fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
         match ctx.output_or_error() {
             Some(Err(e)) if e.as_operation_error().is_some_and(retryable) => {
+                RetryAction::transient_error()
+            }
+            // A connection closed before its answer was complete: the SDK's own classifier
+            // retries only I/O errors and timeouts, and hyper reports this one as neither.
+            Some(Err(e)) if e.as_connector_error().is_some_and(|c| !c.is_user()) => {
                 RetryAction::transient_error()
             }
             _ => RetryAction::NoActionIndicated,

@@ -70,14 +70,17 @@ pub fn describe_retention(days: Option<u32>) -> String {
     }
 }
 
-fn call_error<E, R>(call: &'static str, name: &str, err: SdkError<E, R>) -> DeployError
+fn call_error<E>(
+    call: &'static str,
+    name: &str,
+    err: SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+) -> DeployError
 where
     E: std::error::Error
         + aws_smithy_types::error::metadata::ProvideErrorMetadata
         + Send
         + Sync
         + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     crate::step::call_error(call, &format!("log group {name}"), err)
 }

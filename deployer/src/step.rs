@@ -179,11 +179,26 @@ where
 
 /// The error of a call that failed for `resource`: what AWS said, with the SDK's error kept
 /// as its source.
-pub fn call_error<E, R>(call: &'static str, resource: &str, err: SdkError<E, R>) -> DeployError
+pub fn call_error<E>(
+    call: &'static str,
+    resource: &str,
+    err: SdkError<E, HttpResponse>,
+) -> DeployError
 where
     E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
+    // Read before anything else is awaited: the numbers of the call that just failed.
+    let (attempts, elapsed) = crate::clients::last_call();
+    if attempts > 1 && gave_up(&err) {
+        return DeployError::RetriesExhausted {
+            call,
+            resource: resource.to_string(),
+            attempts,
+            elapsed,
+            last_error: said(&err),
+            source: Some(Box::new(err)),
+        };
+    }
     DeployError::Call {
         call,
         resource: resource.to_string(),
@@ -192,14 +207,13 @@ where
     }
 }
 
-pub fn failure_error<E, R>(
+pub fn failure_error<E>(
     call: &'static str,
     resource: &str,
-    failure: Failure<SdkError<E, R>>,
+    failure: Failure<SdkError<E, HttpResponse>>,
 ) -> DeployError
 where
     E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     match failure {
         Failure::Fatal(e) => call_error(call, resource, e),
@@ -220,15 +234,14 @@ where
 
 /// The result of a delete, which converges: what `gone` recognises as "not found" means an
 /// earlier, interrupted run already deleted it.
-pub fn delete_converged<T, E, R>(
+pub fn delete_converged<T, E>(
     call: &'static str,
     resource: &str,
-    result: Result<T, Failure<SdkError<E, R>>>,
+    result: Result<T, Failure<SdkError<E, HttpResponse>>>,
     gone: impl Fn(&E) -> bool,
 ) -> Result<(), DeployError>
 where
     E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     match result {
         Ok(_) => Ok(()),
@@ -250,12 +263,12 @@ pub fn build_error(call: &'static str, resource: &str, e: impl std::fmt::Display
 /// Sends a request (its retries are the clients' policy) and sorts the error: one the policy
 /// retries until it gave up is [`Failure::Exhausted`], with the attempts it took and how long,
 /// anything else [`Failure::Fatal`].
-pub async fn sent<T, E, R>(
+pub async fn sent<T, E>(
     _ctx: &Ctx<'_>,
-    request: impl Future<Output = Result<T, SdkError<E, R>>>,
-) -> Result<T, Failure<SdkError<E, R>>>
+    request: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+) -> Result<T, Failure<SdkError<E, HttpResponse>>>
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
 {
     let started = Instant::now();
     let (result, attempts) = counted(request).await;
@@ -272,21 +285,13 @@ where
     })
 }
 
-/// Whether the clients' retry policy would have retried this error: it reaches the caller only
-/// once the policy gave up on it.
-fn gave_up<E, R>(e: &SdkError<E, R>) -> bool
+/// Whether the clients' retry policy retries this error (throttling, a conflict that clears,
+/// a 5xx, no answer, a cut connection): it reaches the caller only once the policy gave up.
+fn gave_up<E>(e: &SdkError<E, HttpResponse>) -> bool
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
 {
-    match e {
-        SdkError::ServiceError(_) => e
-            .as_service_error()
-            .is_some_and(|s| crate::clients::is_retried(s)),
-        SdkError::TimeoutError(_) | SdkError::ResponseError(_) | SdkError::DispatchFailure(_) => {
-            true
-        }
-        _ => false,
-    }
+    verdict(e) != Verdict::Fatal
 }
 
 /// Marks an error the clients' retry policy retries as [`Failure::Exhausted`]: it only

@@ -294,20 +294,31 @@ async fn a_lost_create_rest_api_answer_leaves_exactly_one_api() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_100_percent_faults_a_deploy_fails_in_one_sentence_and_the_next_converges() {
-    let mut stage = Faulty::new("1").await;
+    // Every call that changes something fails; reads pass, so the deploy gets to apply.
+    let mut stage =
+        Faulty::new("*:Create*=1,*:Put*=1,*:Update*=1,*:Attach*=1,*:BatchWrite*=1").await;
     let app = xtask::stack::represent();
     let packages = packages();
     let err = deploy(&stage.clients, &app, &packages)
         .await
         .expect_err("nothing gets through");
-    assert!(!err.contains('\n'), "one line: {err}");
-    assert!(
-        err.contains(&format!(
-            "after {} attempts over",
-            test_retries().max_attempts
-        )),
-        "{err}"
-    );
+    // One sentence per failed step (steps running at once fail together), each naming the
+    // call, the resource, what AWS said and the attempts over their time.
+    let sentences: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.ends_with("steps failed:"))
+        .map(|l| l.trim_start_matches(['-', ' ']))
+        .collect();
+    assert!(!sentences.is_empty(), "{err}");
+    for sentence in sentences {
+        let attempts = format!("after {} attempts over", test_retries().max_attempts);
+        assert!(
+            sentence.contains(&attempts)
+                && sentence.contains(" failed for ")
+                && sentence.contains("(injected fault)"),
+            "{sentence}"
+        );
+    }
     assert!(
         !err.contains("ServiceError {") && !err.contains("raw:"),
         "{err}"
