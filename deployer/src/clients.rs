@@ -513,3 +513,75 @@ fn is_throttling_code(code: &str) -> bool {
             | "PriorRequestNotComplete"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_lambda::error::SdkError;
+    use aws_sdk_lambda::operation::create_function::CreateFunctionError;
+    use aws_sdk_lambda::types::error::{
+        InvalidParameterValueException, ResourceConflictException, ServiceException,
+        TooManyRequestsException,
+    };
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+
+    fn answered(
+        status: u16,
+        err: CreateFunctionError,
+    ) -> SdkError<CreateFunctionError, HttpResponse> {
+        SdkError::service_error(
+            err,
+            HttpResponse::new(
+                StatusCode::try_from(status).expect("status"),
+                SdkBody::empty(),
+            ),
+        )
+    }
+
+    #[test]
+    fn refusals_are_resent_ambiguous_failures_observed_and_the_rest_fail_at_once() {
+        let throttled = CreateFunctionError::TooManyRequestsException(
+            TooManyRequestsException::builder().build(),
+        );
+        assert_eq!(verdict(&answered(429, throttled)), Verdict::Refused);
+        let busy = CreateFunctionError::ResourceConflictException(
+            ResourceConflictException::builder()
+                .message("An update is in progress")
+                .build(),
+        );
+        assert_eq!(verdict(&answered(409, busy)), Verdict::Refused);
+        let exists = CreateFunctionError::ResourceConflictException(
+            ResourceConflictException::builder()
+                .message("Function already exist: f")
+                .build(),
+        );
+        assert_eq!(verdict(&answered(409, exists)), Verdict::Fatal);
+        let internal = CreateFunctionError::ServiceException(ServiceException::builder().build());
+        assert_eq!(verdict(&answered(500, internal)), Verdict::Ambiguous);
+        let bad = CreateFunctionError::InvalidParameterValueException(
+            InvalidParameterValueException::builder()
+                .message("Unzipped size must be smaller than 262144000 bytes")
+                .build(),
+        );
+        assert_eq!(verdict(&answered(400, bad)), Verdict::Fatal);
+        let timeout: SdkError<CreateFunctionError, HttpResponse> =
+            SdkError::timeout_error("no answer");
+        assert_eq!(verdict(&timeout), Verdict::Ambiguous);
+    }
+
+    #[test]
+    fn backoff_grows_to_its_ceiling_and_never_past_it() {
+        let r = Retries {
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(1),
+            ..Retries::default()
+        };
+        for retry in 1..=20 {
+            let ceiling = Duration::from_millis(100 * 2u64.pow(retry.min(10) - 1))
+                .min(Duration::from_secs(1));
+            assert!(r.backoff(retry) <= ceiling, "retry {retry}");
+        }
+        assert!(Retries::default().max_attempts >= 10);
+    }
+}
