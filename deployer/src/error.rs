@@ -277,18 +277,29 @@ pub enum TenantIdError {
 /// A failure while reading or changing AWS resources.
 #[derive(Debug, thiserror::Error)]
 pub enum DeployError {
+    /// A call failed: `message` is what AWS said (its error code and message), the SDK's error
+    /// is the source.
     #[error("{call} failed for {resource}: {message}")]
     Call {
         call: &'static str,
         resource: String,
         message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
-    #[error("{call} failed for {resource} after {attempts} attempts: {last_error}")]
+    /// A call the retry policy retried until its bound: every attempt, over `elapsed`.
+    #[error(
+        "{call} failed for {resource} after {attempts} attempts{}: {last_error}",
+        over(*elapsed)
+    )]
     RetriesExhausted {
         call: &'static str,
         resource: String,
         attempts: u32,
+        elapsed: Duration,
         last_error: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     #[error(
         "{resource} did not become {target} within {timeout:?} of polling {call} (last seen: {last_seen})"
@@ -349,4 +360,45 @@ pub(crate) fn render<E: std::error::Error>(err: &E) -> String {
         cause = e.source();
     }
     parts.join(": ")
+}
+
+/// ` over 12.3 s`, or nothing when the time is not known.
+fn over(elapsed: Duration) -> String {
+    if elapsed.is_zero() {
+        String::new()
+    } else {
+        format!(" over {:.1} s", elapsed.as_secs_f64())
+    }
+}
+
+/// What AWS said about a failed call, in one line: the service's error code and message
+/// (`TooManyRequestsException: Rate exceeded`), or, when no answer came, what went wrong on the
+/// way. Never a `Debug` dump.
+pub(crate) fn said<E, R>(err: &aws_sdk_lambda::error::SdkError<E, R>) -> String
+where
+    E: std::error::Error + aws_smithy_types::error::metadata::ProvideErrorMetadata + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_lambda::error::SdkError;
+    match err {
+        SdkError::ServiceError(ctx) => {
+            let e = ctx.err();
+            match (e.code(), e.message()) {
+                (Some(code), Some(message)) => format!("{code}: {message}"),
+                (Some(code), None) => code.to_string(),
+                _ => render(e),
+            }
+        }
+        SdkError::TimeoutError(_) => "no answer came in time".to_string(),
+        SdkError::DispatchFailure(_) => {
+            format!(
+                "the request could not be sent or its connection was lost ({})",
+                render(err)
+            )
+        }
+        SdkError::ResponseError(_) => {
+            format!("the answer was cut off or unreadable ({})", render(err))
+        }
+        _ => render(err),
+    }
 }

@@ -4,7 +4,7 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::LogType;
 use base64::Engine;
 
-use crate::error::{DeployError, render};
+use crate::error::DeployError;
 use crate::observe::Clients;
 use crate::tenant::validate_tenant_id;
 
@@ -41,13 +41,12 @@ pub async fn invoke(
     if tail_logs {
         req = req.log_type(LogType::Tail);
     }
-    let out = req.send().await.map_err(|e| DeployError::Call {
-        call: "Invoke",
-        resource: match tenant {
+    let out = req.send().await.map_err(|e| {
+        let resource = match tenant {
             Some(t) => format!("function {function_name} (tenant {t:?})"),
             None => format!("function {function_name}"),
-        },
-        message: render(&e),
+        };
+        crate::step::call_error("Invoke", &resource, e)
     })?;
     let log_tail = out.log_result().map(|b64| {
         match base64::engine::general_purpose::STANDARD.decode(b64) {

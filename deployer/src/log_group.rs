@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use crate::change::{Action, Planned, ResourceKind};
 use crate::clients::Clients;
-use crate::error::{DeployError, render};
+use crate::error::DeployError;
 use crate::function::ActualFunction;
 use crate::names;
 use crate::step::Ctx;
@@ -70,16 +70,19 @@ pub fn describe_retention(days: Option<u32>) -> String {
     }
 }
 
-fn call_error<E: std::error::Error + 'static, R: std::fmt::Debug>(
+fn call_error<E>(
     call: &'static str,
     name: &str,
-    err: SdkError<E, R>,
-) -> DeployError {
-    DeployError::Call {
-        call,
-        resource: format!("log group {name}"),
-        message: render(&err),
-    }
+    err: SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
+) -> DeployError
+where
+    E: std::error::Error
+        + aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + Send
+        + Sync
+        + 'static,
+{
+    crate::step::call_error(call, &format!("log group {name}"), err)
 }
 
 /// The log groups of the given functions (the stage's, already filtered by tags) and of the

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::error::{DeployError, render};
+use crate::error::DeployError;
 use crate::observe::Clients;
 use crate::tenant::validate_tenant_id;
 
@@ -103,11 +103,11 @@ pub async fn filter_events(
                     break;
                 }
                 Err(e) => {
-                    return Err(DeployError::Call {
-                        call: "FilterLogEvents",
-                        resource: format!("log group {group}"),
-                        message: render(&e),
-                    });
+                    return Err(crate::step::call_error(
+                        "FilterLogEvents",
+                        &format!("log group {group}"),
+                        e,
+                    ));
                 }
             };
             lines.extend(page.events().iter().map(|e| LogLine {

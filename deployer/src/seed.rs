@@ -412,6 +412,7 @@ async fn write_batch(
     let max = ctx.opts.max_attempts.max(1);
     let mut delay = ctx.opts.base_delay;
     let mut attempt = 1;
+    let started = std::time::Instant::now();
     loop {
         let result = ctx
             .clients
@@ -452,7 +453,9 @@ async fn write_batch(
                 call: "BatchWriteItem",
                 resource: resource.to_string(),
                 attempts: attempt,
+                elapsed: started.elapsed(),
                 last_error,
+                source: None,
             });
         }
         tokio::time::sleep(delay).await;

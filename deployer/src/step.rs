@@ -6,12 +6,14 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_lambda::error::SdkError;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::clients::Clients;
-use crate::error::{DeployError, render};
+use crate::clients::{Clients, Verdict, counted, verdict};
+use crate::error::{DeployError, said};
 
 /// Bounds on retries, waits and concurrency.
 #[derive(Debug, Clone)]
@@ -132,8 +134,12 @@ impl<'a> Ctx<'a> {
 pub enum Failure<E> {
     /// Not retryable: the caller decides what it means.
     Fatal(E),
-    /// Retryable, but the bound was hit.
-    Exhausted { attempts: u32, last: E },
+    /// Retryable, but the bound was hit after `attempts` over `elapsed`.
+    Exhausted {
+        attempts: u32,
+        elapsed: Duration,
+        last: E,
+    },
 }
 
 /// Runs `call` until it succeeds, fails with an error `retryable` rejects, or the attempt bound
@@ -150,6 +156,7 @@ where
     let max = opts.max_attempts.max(1);
     let mut delay = opts.base_delay;
     let mut attempt = 1;
+    let started = Instant::now();
     loop {
         match call().await {
             Ok(v) => return Ok(v),
@@ -157,6 +164,7 @@ where
             Err(e) if attempt >= max => {
                 return Err(Failure::Exhausted {
                     attempts: attempt,
+                    elapsed: started.elapsed(),
                     last: e,
                 });
             }
@@ -169,46 +177,71 @@ where
     }
 }
 
-/// The error of a call that failed for `resource`.
-pub fn call_error<E: std::error::Error + 'static, R: std::fmt::Debug>(
+/// The error of a call that failed for `resource`: what AWS said, with the SDK's error kept
+/// as its source.
+pub fn call_error<E>(
     call: &'static str,
     resource: &str,
-    err: SdkError<E, R>,
-) -> DeployError {
-    DeployError::Call {
-        call,
-        resource: resource.to_string(),
-        message: render(&err),
-    }
-}
-
-pub fn failure_error<E: std::error::Error + 'static, R: std::fmt::Debug>(
-    call: &'static str,
-    resource: &str,
-    failure: Failure<SdkError<E, R>>,
-) -> DeployError {
-    match failure {
-        Failure::Fatal(e) => call_error(call, resource, e),
-        Failure::Exhausted { attempts, last } => DeployError::RetriesExhausted {
+    err: SdkError<E, HttpResponse>,
+) -> DeployError
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+{
+    // Read before anything else is awaited: the numbers of the call that just failed.
+    let (attempts, elapsed) = crate::clients::last_call();
+    if attempts > 1 && gave_up(&err) {
+        return DeployError::RetriesExhausted {
             call,
             resource: resource.to_string(),
             attempts,
-            last_error: render(&last),
+            elapsed,
+            last_error: said(&err),
+            source: Some(Box::new(err)),
+        };
+    }
+    DeployError::Call {
+        call,
+        resource: resource.to_string(),
+        message: said(&err),
+        source: Some(Box::new(err)),
+    }
+}
+
+pub fn failure_error<E>(
+    call: &'static str,
+    resource: &str,
+    failure: Failure<SdkError<E, HttpResponse>>,
+) -> DeployError
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+{
+    match failure {
+        Failure::Fatal(e) => call_error(call, resource, e),
+        Failure::Exhausted {
+            attempts,
+            elapsed,
+            last,
+        } => DeployError::RetriesExhausted {
+            call,
+            resource: resource.to_string(),
+            attempts,
+            elapsed,
+            last_error: said(&last),
+            source: Some(Box::new(last)),
         },
     }
 }
 
 /// The result of a delete, which converges: what `gone` recognises as "not found" means an
 /// earlier, interrupted run already deleted it.
-pub fn delete_converged<T, E, R>(
+pub fn delete_converged<T, E>(
     call: &'static str,
     resource: &str,
-    result: Result<T, Failure<SdkError<E, R>>>,
+    result: Result<T, Failure<SdkError<E, HttpResponse>>>,
     gone: impl Fn(&E) -> bool,
 ) -> Result<(), DeployError>
 where
-    E: std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
 {
     match result {
         Ok(_) => Ok(()),
@@ -223,19 +256,42 @@ pub fn build_error(call: &'static str, resource: &str, e: impl std::fmt::Display
         call,
         resource: resource.to_string(),
         message: e.to_string(),
+        source: None,
     }
 }
 
 /// Sends a request (its retries are the clients' policy) and sorts the error: one the policy
-/// retries until it gave up is [`Failure::Exhausted`], anything else [`Failure::Fatal`].
-pub async fn sent<T, E, R>(
-    ctx: &Ctx<'_>,
-    request: impl Future<Output = Result<T, SdkError<E, R>>>,
-) -> Result<T, Failure<SdkError<E, R>>>
+/// retries until it gave up is [`Failure::Exhausted`], with the attempts it took and how long,
+/// anything else [`Failure::Fatal`].
+pub async fn sent<T, E>(
+    _ctx: &Ctx<'_>,
+    request: impl Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+) -> Result<T, Failure<SdkError<E, HttpResponse>>>
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
 {
-    request.await.map_err(|e| settle(ctx, Failure::Fatal(e)))
+    let started = Instant::now();
+    let (result, attempts) = counted(request).await;
+    result.map_err(|e| {
+        if attempts > 1 && gave_up(&e) {
+            Failure::Exhausted {
+                attempts,
+                elapsed: started.elapsed(),
+                last: e,
+            }
+        } else {
+            Failure::Fatal(e)
+        }
+    })
+}
+
+/// Whether the clients' retry policy retries this error (throttling, a conflict that clears,
+/// a 5xx, no answer, a cut connection): it reaches the caller only once the policy gave up.
+fn gave_up<E>(e: &SdkError<E, HttpResponse>) -> bool
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+{
+    verdict(e) != Verdict::Fatal
 }
 
 /// Marks an error the clients' retry policy retries as [`Failure::Exhausted`]: it only
@@ -251,9 +307,63 @@ where
         {
             Failure::Exhausted {
                 attempts: ctx.clients.max_attempts,
+                elapsed: Duration::ZERO,
                 last: e,
             }
         }
         other => other,
+    }
+}
+
+/// Creates something whose failure may hide a success (the call was applied but its answer
+/// lost), without ever making two: `send` sends once, with the SDK's retry off for it. A
+/// refusal (throttling, a conflict) is sent again after a backoff; an ambiguous failure (no
+/// answer, a cut connection, a 5xx) first runs `find`, which looks for what the call would have
+/// made (by name, tag or a token the request carried), and adopts it when found. Bounded by the
+/// clients' retry policy: its attempts, backoff and total time per call.
+///
+/// The outer error is `find`'s; the inner one is the create's, for the caller to sort (an
+/// "already exists" answer, say) or report.
+pub async fn create_observed<T, E, Fut, FindFut>(
+    ctx: &Ctx<'_>,
+    what: &str,
+    mut send: impl FnMut() -> Fut,
+    mut find: impl FnMut() -> FindFut,
+) -> Result<Result<T, Failure<SdkError<E, HttpResponse>>>, DeployError>
+where
+    E: std::error::Error + ProvideErrorMetadata + Send + Sync + 'static,
+    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+    FindFut: Future<Output = Result<Option<T>, DeployError>>,
+{
+    let retries = ctx.clients.retries;
+    let started = Instant::now();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let e = match send().await {
+            Ok(v) => return Ok(Ok(v)),
+            Err(e) => e,
+        };
+        match verdict(&e) {
+            Verdict::Fatal => return Ok(Err(Failure::Fatal(e))),
+            Verdict::Ambiguous => {
+                if let Some(found) = find().await? {
+                    ctx.say(&format!(
+                        "{what}: the answer was lost ({}), but it was made; using it",
+                        said(&e)
+                    ));
+                    return Ok(Ok(found));
+                }
+            }
+            Verdict::Refused => {}
+        }
+        if attempt >= retries.max_attempts.max(1) || started.elapsed() >= retries.total_timeout {
+            return Ok(Err(Failure::Exhausted {
+                attempts: attempt,
+                elapsed: started.elapsed(),
+                last: e,
+            }));
+        }
+        tokio::time::sleep(retries.backoff(attempt)).await;
     }
 }

@@ -11,6 +11,7 @@ mod aws_json;
 pub mod clock;
 mod cloudwatch_logs;
 mod dynamodb;
+pub mod faults;
 mod iam;
 mod lambda;
 mod policy;
@@ -53,6 +54,9 @@ pub struct Config {
     /// it in `UnprocessedItems`, as DynamoDB does under load, so that a deployer's retry path
     /// runs end to end. `Some(1)` never completes a batch. `None` (the default) processes all.
     pub dynamodb_unprocessed_every: Option<u32>,
+    /// Injected faults on control-plane calls (see [`faults`]); `None` (the default) answers
+    /// every call as the service would.
+    pub faults: Option<faults::FaultSpec>,
 }
 
 impl Config {
@@ -67,6 +71,7 @@ impl Config {
             max_environments: 64,
             pending_delay: Duration::from_millis(20),
             dynamodb_unprocessed_every: None,
+            faults: None,
         }
     }
 }

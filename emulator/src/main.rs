@@ -23,6 +23,9 @@ struct Args {
     /// Most execution environments alive at once; invokes beyond it get 429.
     #[arg(long, default_value_t = 64)]
     max_environments: usize,
+    /// Inject faults into control-plane calls, e.g. `0.2` or `lambda:*=0.2,apigateway:CreateRestApi=lost,seed=7`
+    #[arg(long, env = "REPRESENT_EMULATOR_FAULTS")]
+    faults: Option<String>,
 }
 
 #[tokio::main]
@@ -32,6 +35,12 @@ async fn main() -> anyhow::Result<()> {
     config.bind = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
     config.idle_timeout = Duration::from_secs(args.idle_timeout_secs);
     config.max_environments = args.max_environments;
+    if let Some(spec) = args.faults.as_deref() {
+        config.faults = Some(
+            emulator::faults::FaultSpec::parse(spec)
+                .map_err(|e| anyhow::anyhow!("--faults {spec:?}: {e}"))?,
+        );
+    }
     let emulator = Emulator::start(config).await?;
     println!("{}", emulator.endpoint());
     emulator.wait().await;

@@ -39,10 +39,10 @@ pub struct AppState {
 
 /// Large enough for a 50 MB deployment package base64-encoded in a CreateFunction body; Invoke
 /// applies Lambda's own 6 MB limit itself so that callers get Lambda's error.
-const BODY_LIMIT: usize = 80 * 1024 * 1024;
+pub(crate) const BODY_LIMIT: usize = 80 * 1024 * 1024;
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .merge(lambda::routes())
         .merge(apigateway::routes())
         .route("/", post(root_post))
@@ -50,7 +50,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_emulator/health", get(|| async { "ok" }))
         .route("/_emulator/audit", get(crate::audit::handle))
         .fallback(unknown_operation)
-        .method_not_allowed_fallback(unknown_operation)
+        .method_not_allowed_fallback(unknown_operation);
+    // Faults, when asked for, answer before (or, for a lost answer, after) every handler.
+    let routes = match &state.config.faults {
+        Some(spec) => routes.layer(axum::middleware::from_fn_with_state(
+            crate::faults::Faults::new(spec.clone()),
+            crate::faults::layer,
+        )),
+        None => routes,
+    };
+    routes
         .layer(axum::middleware::map_response(request_id))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)

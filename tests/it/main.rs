@@ -3,5 +3,6 @@
 
 mod credentials;
 mod deploy;
+mod faults;
 mod support;
 mod watch;

@@ -52,6 +52,9 @@ pub struct ServeArgs {
     /// Most execution environments at once; past it the least recently used idle one is stopped
     #[arg(long, default_value_t = 64)]
     pub max_environments: usize,
+    /// Inject faults into control-plane calls, e.g. `0.2` or `lambda:*=0.2,apigateway:CreateRestApi=lost,seed=7`
+    #[arg(long, env = "REPRESENT_EMULATOR_FAULTS")]
+    pub faults: Option<String>,
 }
 
 fn state_dir(app: &App) -> PathBuf {
@@ -87,6 +90,12 @@ pub fn serve(app: &App, args: ServeArgs) -> anyhow::Result<()> {
     let mut config = emulator::Config::new(args.state_dir.unwrap_or_else(|| state_dir(app)));
     config.bind = SocketAddr::from(([127, 0, 0, 1], args.port));
     config.max_environments = args.max_environments;
+    if let Some(spec) = args.faults.as_deref() {
+        config.faults = Some(
+            emulator::faults::FaultSpec::parse(spec)
+                .map_err(|e| anyhow::anyhow!("--faults {spec:?}: {e}"))?,
+        );
+    }
     super::context::runtime()?.block_on(async move {
         let emulator = emulator::Emulator::start(config).await?;
         // The log file is the reader: a closed stdout must not stop the emulator.

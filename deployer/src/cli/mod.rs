@@ -360,10 +360,24 @@ pub fn main(app: App) -> ExitCode {
         Ok(code) => code,
         Err(error) if output::is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", error_line(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error as the user reads it: each context, then the cause, on one line. A deploy error
+/// already says the call, the resource and what AWS said, so the SDK error it keeps as its
+/// source is not printed after it.
+fn error_line(error: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        parts.push(cause.to_string());
+        if cause.is::<crate::error::DeployError>() || cause.is::<crate::apply::ApplyFailure>() {
+            break;
+        }
+    }
+    parts.join(": ")
 }
 
 /// The result an app's records functions and commands return.

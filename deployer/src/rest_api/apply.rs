@@ -8,9 +8,12 @@ use aws_sdk_lambda::error::SdkError;
 
 use super::{ApiChange, ApiStep, ApiTarget, DesiredRoute};
 use crate::change::{Action, ResourceKind};
+use crate::clients::no_retry;
 use crate::error::DeployError;
 use crate::function::function_arn;
-use crate::step::{Ctx, Failure, call_error, delete_converged, failure_error, sent};
+use crate::step::{
+    Ctx, Failure, call_error, create_observed, delete_converged, failure_error, sent,
+};
 
 /// Creates or updates one REST API: the API, its authorizer, its routes (deletes first), then
 /// the permissions of the functions it invokes, then a deployment to the stage if anything about
@@ -157,9 +160,10 @@ pub(crate) async fn delete(ctx: &Ctx<'_>, c: &ApiChange) -> Result<(), DeployErr
     delete_rest_api(ctx, &c.resource, id).await
 }
 
-/// CreateRestApi (regional, tagged), returning its id and its root resource. An API with the
-/// same name that a previous, interrupted run created is reused instead: API Gateway does not
-/// refuse duplicate names, so that run's API is found by name.
+/// CreateRestApi (regional, tagged), returning its id and its root resource. API Gateway does
+/// not refuse duplicate names, so the create is never blindly sent twice: after an ambiguous
+/// failure the API is looked for by name first, and an API with the same name that a previous,
+/// interrupted run created is reused.
 async fn create_rest_api(
     ctx: &Ctx<'_>,
     name: &str,
@@ -167,8 +171,7 @@ async fn create_rest_api(
 ) -> Result<(String, BTreeMap<String, String>), DeployError> {
     use aws_sdk_apigateway::types::{EndpointConfiguration, EndpointType};
     let resource = format!("rest api {name}");
-    let result = sent(
-        ctx,
+    let send = move || async move {
         ctx.clients
             .apigateway
             .create_rest_api()
@@ -182,14 +185,21 @@ async fn create_rest_api(
             .set_tags(Some(
                 tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             ))
-            .send(),
-    )
-    .await;
-    let (id, root) = match result {
-        Ok(out) => (
-            out.id().map(str::to_string),
-            out.root_resource_id().map(str::to_string),
-        ),
+            .customize()
+            .config_override(no_retry!(aws_sdk_apigateway))
+            .send()
+            .await
+            .map(|out| {
+                (
+                    out.id().map(str::to_string),
+                    out.root_resource_id().map(str::to_string),
+                )
+            })
+    };
+    let find =
+        move || async move { Ok(find_rest_api(ctx, name).await?.map(|id| (Some(id), None))) };
+    let (id, root) = match create_observed(ctx, &resource, send, find).await? {
+        Ok(created) => created,
         Err(Failure::Fatal(e))
             if e.as_service_error()
                 .is_some_and(|s| s.is_conflict_exception()) =>
@@ -213,27 +223,21 @@ async fn create_rest_api(
 
 /// The id of the API named `name`, if one exists.
 async fn find_rest_api(ctx: &Ctx<'_>, name: &str) -> Result<Option<String>, DeployError> {
-    let mut position: Option<String> = None;
-    loop {
-        let page = ctx
-            .clients
-            .apigateway
-            .get_rest_apis()
-            .limit(500)
-            .set_position(position.clone())
-            .send()
-            .await
-            .map_err(|e| call_error("GetRestApis", &format!("rest api {name}"), e))?;
-        if let Some(api) = page.items().iter().find(|a| a.name() == Some(name)) {
+    let mut apis = ctx
+        .clients
+        .apigateway
+        .get_rest_apis()
+        .limit(500)
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(api) = apis.next().await {
+        let api = api.map_err(|e| call_error("GetRestApis", &format!("rest api {name}"), e))?;
+        if api.name() == Some(name) {
             return Ok(api.id().map(str::to_string));
         }
-        match page.position() {
-            Some(p) if !p.is_empty() && position.as_deref() != Some(p) => {
-                position = Some(p.to_string());
-            }
-            _ => return Ok(None),
-        }
     }
+    Ok(None)
 }
 
 /// Path -> id of every resource of an API, as GetResources reports them now.
@@ -242,31 +246,22 @@ async fn read_resource_ids(
     api_id: &str,
     resource: &str,
 ) -> Result<BTreeMap<String, String>, DeployError> {
-    let mut ids = BTreeMap::new();
-    let mut position: Option<String> = None;
-    loop {
-        let page = ctx
-            .clients
-            .apigateway
-            .get_resources()
-            .rest_api_id(api_id)
-            .limit(500)
-            .set_position(position.clone())
-            .send()
-            .await
-            .map_err(|e| call_error("GetResources", resource, e))?;
-        for r in page.items() {
-            if let (Some(id), Some(path)) = (r.id(), r.path()) {
-                ids.insert(path.to_string(), id.to_string());
-            }
-        }
-        match page.position() {
-            Some(p) if !p.is_empty() && position.as_deref() != Some(p) => {
-                position = Some(p.to_string());
-            }
-            _ => return Ok(ids),
-        }
-    }
+    let items = ctx
+        .clients
+        .apigateway
+        .get_resources()
+        .rest_api_id(api_id)
+        .limit(500)
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| call_error("GetResources", resource, e))?;
+    Ok(items
+        .iter()
+        .filter_map(|r| Some((r.path()?.to_string(), r.id()?.to_string())))
+        .collect())
 }
 
 /// The id of the resource for `path`, creating it and any missing parent, one CreateResource
@@ -601,6 +596,9 @@ aws_sdk_apigateway::operation::delete_authorizer::DeleteAuthorizerError::is_not_
 )
 }
 
+/// CreateDeployment of the API to its stage. Each deployment carries a token of its own in its
+/// description, so after an ambiguous failure the one this call made is found among the API's
+/// deployments instead of a second one being made.
 async fn create_deployment(
     ctx: &Ctx<'_>,
     api_id: &str,
@@ -608,20 +606,43 @@ async fn create_deployment(
     routes: &str,
     resource: &str,
 ) -> Result<(), DeployError> {
-    sent(
-        ctx,
+    let description = format!("deployed by the deployer ({})", crate::clients::token());
+    let description = description.as_str();
+    let send = move || async move {
         ctx.clients
             .apigateway
             .create_deployment()
             .rest_api_id(api_id)
             .stage_name(stage)
-            .description("deployed by the deployer")
+            .description(description)
             .variables(super::ROUTES_VARIABLE, routes)
-            .send(),
-    )
-    .await
-    .map_err(|f| failure_error("CreateDeployment", resource, f))?;
-    Ok(())
+            .customize()
+            .config_override(no_retry!(aws_sdk_apigateway))
+            .send()
+            .await
+            .map(|_| ())
+    };
+    let find = move || async move {
+        let deployments = ctx
+            .clients
+            .apigateway
+            .get_deployments()
+            .rest_api_id(api_id)
+            .limit(500)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| call_error("GetDeployments", resource, e))?;
+        Ok(deployments
+            .iter()
+            .any(|d| d.description() == Some(description))
+            .then_some(()))
+    };
+    create_observed(ctx, resource, send, find)
+        .await?
+        .map_err(|f| failure_error("CreateDeployment", resource, f))
 }
 
 async fn delete_rest_api(ctx: &Ctx<'_>, resource: &str, api_id: &str) -> Result<(), DeployError> {

@@ -234,6 +234,7 @@ pub fn fast_retries() -> Retries {
         max_attempts: 5,
         initial_backoff: Duration::from_millis(1),
         max_backoff: Duration::from_millis(2),
+        ..Retries::default()
     }
 }
 

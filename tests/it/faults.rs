@@ -1,0 +1,390 @@
+//! Deploys that survive the real world: the Represent stack deployed to an emulator that injects
+//! AWS-shaped faults (throttling, 5xx, conflicts, dropped connections, lost answers), and deploys
+//! interrupted at chosen calls, each checked by listing what the stage holds afterwards.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use deployer::clients::{Clients, Retries};
+use deployer::package::Package;
+use deployer::plan::Plan;
+use deployer::stack::App;
+
+use crate::support::{self, packages};
+
+const STAGE: &str = "dev";
+
+/// The production retry policy with delays short enough for tests.
+fn test_retries() -> Retries {
+    Retries {
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(100),
+        total_timeout: Duration::from_secs(30),
+        ..Retries::default()
+    }
+}
+
+/// An emulator with its own state that can be restarted with other faults.
+struct Faulty {
+    emulator: Option<emulator::Emulator>,
+    state: tempfile::TempDir,
+    clients: Clients,
+}
+
+async fn start(state: &std::path::Path, faults: &str) -> (emulator::Emulator, Clients) {
+    let mut config = emulator::Config::new(state);
+    config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.faults = (!faults.is_empty())
+        .then(|| emulator::faults::FaultSpec::parse(faults).expect("fault spec parses"));
+    let emulator = emulator::Emulator::start(config)
+        .await
+        .expect("emulator starts");
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(emulator.endpoint())
+        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .load()
+        .await;
+    (emulator, Clients::with_retries(&sdk, test_retries()))
+}
+
+impl Faulty {
+    async fn new(faults: &str) -> Faulty {
+        let state = tempfile::tempdir().expect("temp dir");
+        let (emulator, clients) = start(state.path(), faults).await;
+        Faulty {
+            emulator: Some(emulator),
+            state,
+            clients,
+        }
+    }
+
+    /// The same state, served again with other faults (`""` for none).
+    async fn restart(&mut self, faults: &str) {
+        if let Some(e) = self.emulator.take() {
+            e.shutdown().await;
+        }
+        let (emulator, clients) = start(self.state.path(), faults).await;
+        self.emulator = Some(emulator);
+        self.clients = clients;
+    }
+}
+
+/// observe -> plan -> apply with the tenants' data; the error is the one line a user reads.
+async fn deploy(
+    clients: &Clients,
+    app: &App,
+    packages: &BTreeMap<String, Package>,
+) -> Result<(Plan, deployer::apply::ApplyReport), String> {
+    let desired = deployer::desired_with_seeds(app, STAGE, packages, vec![support::tenant_seed()])
+        .expect("valid stack");
+    let actual = deployer::observe_stage(clients, &desired)
+        .await
+        .map_err(|e| e.to_string())?;
+    let plan = deployer::plan::plan(&desired, &actual);
+    let report = deployer::apply::apply(clients, &plan, &support::options(), &|_| {})
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((plan, report))
+}
+
+async fn destroy(clients: &Clients, app: &App) -> Result<(), String> {
+    let actual = deployer::observe::observe(clients, &app.name, STAGE)
+        .await
+        .map_err(|e| e.to_string())?;
+    let plan = deployer::plan::plan_destroy(&actual, &app.name, STAGE);
+    deployer::apply::destroy(clients, &plan, &support::options(), &|_| {})
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// What the stage holds, by listing every service (never by the deployer's own plan). REST API
+/// ids differ between runs, so permissions are told apart by whether their API still exists.
+#[derive(Debug, PartialEq, Eq, Default)]
+struct Inventory {
+    functions: BTreeSet<String>,
+    /// Names of the stage's REST APIs, one entry per API (so a duplicate shows).
+    rest_apis: Vec<String>,
+    log_groups: BTreeSet<String>,
+    roles: BTreeSet<String>,
+    tables: BTreeSet<String>,
+    /// `function: sid` of permissions for an API that exists.
+    permissions: usize,
+    /// `function: sid` of permissions naming an API that no longer exists.
+    dangling_permissions: Vec<String>,
+}
+
+async fn inventory(clients: &Clients) -> Inventory {
+    let prefix = "represent-dev-";
+    let mut inv = Inventory::default();
+    let functions = clients
+        .lambda
+        .list_functions()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .expect("ListFunctions");
+    inv.functions = functions
+        .iter()
+        .filter_map(|f| f.function_name())
+        .filter(|n| n.starts_with(prefix))
+        .map(str::to_string)
+        .collect();
+    let apis = clients
+        .apigateway
+        .get_rest_apis()
+        .send()
+        .await
+        .expect("GetRestApis");
+    let api_ids: BTreeSet<String> = apis
+        .items()
+        .iter()
+        .filter(|a| a.name().is_some_and(|n| n.starts_with(prefix)))
+        .filter_map(|a| a.id().map(str::to_string))
+        .collect();
+    inv.rest_apis = apis
+        .items()
+        .iter()
+        .filter_map(|a| a.name())
+        .filter(|n| n.starts_with(prefix))
+        .map(str::to_string)
+        .collect();
+    inv.rest_apis.sort();
+    let groups = clients
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(format!("/aws/lambda/{prefix}"))
+        .send()
+        .await
+        .expect("DescribeLogGroups");
+    inv.log_groups = groups
+        .log_groups()
+        .iter()
+        .filter_map(|g| g.log_group_name().map(str::to_string))
+        .collect();
+    let roles = clients.iam.list_roles().send().await.expect("ListRoles");
+    inv.roles = roles
+        .roles()
+        .iter()
+        .map(|r| r.role_name().to_string())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    let tables = clients
+        .dynamodb
+        .list_tables()
+        .send()
+        .await
+        .expect("ListTables");
+    inv.tables = tables
+        .table_names()
+        .iter()
+        .filter(|n| n.starts_with(prefix))
+        .cloned()
+        .collect();
+    for function in &inv.functions {
+        let Ok(policy) = clients
+            .lambda
+            .get_policy()
+            .function_name(function)
+            .send()
+            .await
+        else {
+            continue;
+        };
+        let doc: serde_json::Value =
+            serde_json::from_str(policy.policy().unwrap_or("{}")).expect("policy JSON");
+        for statement in doc["Statement"].as_array().into_iter().flatten() {
+            let sid = statement["Sid"].as_str().unwrap_or_default();
+            let Some(api) = sid.strip_prefix("deployer-apigateway-") else {
+                continue;
+            };
+            let api = api.trim_end_matches("-authorizer");
+            if api_ids.contains(api) {
+                inv.permissions += 1;
+            } else {
+                inv.dangling_permissions.push(format!("{function}: {sid}"));
+            }
+        }
+    }
+    inv
+}
+
+/// Drops a running apply (as a SIGKILL would stop the process) once it has sent `calls`
+/// mutating requests: what was sent stays applied, the rest never happens.
+async fn interrupted(clients: &Clients, plan: &Plan, calls: u32) {
+    let before = clients.mutating_calls.get();
+    let options = support::options();
+    let apply = deployer::apply::apply(clients, plan, &options, &|_| {});
+    let stop = async {
+        while clients.mutating_calls.get() < before + calls {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::select! {
+        _ = apply => {}
+        () = stop => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fresh_deploy_and_a_noop_redeploy_succeed_at_20_percent_faults() {
+    let stage = Faulty::new("0.2,seed=14").await;
+    let app = xtask::stack::represent();
+    let packages = packages();
+    let (plan, _) = deploy(&stage.clients, &app, &packages)
+        .await
+        .expect("a fresh deploy succeeds at 20% faults");
+    assert!(plan.has_changes());
+    let (plan, report) = deploy(&stage.clients, &app, &packages)
+        .await
+        .expect("a redeploy succeeds at 20% faults");
+    assert!(!plan.has_changes(), "{plan}");
+    assert_eq!(report.mutating_calls, 0);
+    let inv = inventory(&stage.clients).await;
+    assert_eq!(inv.rest_apis.len(), 1, "{inv:?}");
+    assert!(inv.dangling_permissions.is_empty(), "{inv:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_create_rest_api_answer_leaves_exactly_one_api() {
+    let stage = Faulty::new("apigateway:CreateRestApi=lost,apigateway:CreateDeployment=lost").await;
+    let app = xtask::stack::represent();
+    let packages = packages();
+    deploy(&stage.clients, &app, &packages)
+        .await
+        .expect("the deploy adopts the API its lost call made");
+    let inv = inventory(&stage.clients).await;
+    assert_eq!(
+        inv.rest_apis,
+        vec!["represent-dev-api".to_string()],
+        "{inv:?}"
+    );
+    let api = stage
+        .clients
+        .apigateway
+        .get_rest_apis()
+        .send()
+        .await
+        .expect("GetRestApis");
+    let id = api.items()[0].id().expect("an id");
+    let deployments = stage
+        .clients
+        .apigateway
+        .get_deployments()
+        .rest_api_id(id)
+        .send()
+        .await
+        .expect("GetDeployments");
+    assert_eq!(
+        deployments.items().len(),
+        1,
+        "one deployment, not one per attempt"
+    );
+    let (plan, _) = deploy(&stage.clients, &app, &packages)
+        .await
+        .expect("redeploy");
+    assert!(!plan.has_changes(), "{plan}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_100_percent_faults_a_deploy_fails_in_one_sentence_and_the_next_converges() {
+    // Every call that changes something fails; reads pass, so the deploy gets to apply.
+    let mut stage =
+        Faulty::new("*:Create*=1,*:Put*=1,*:Update*=1,*:Attach*=1,*:BatchWrite*=1").await;
+    let app = xtask::stack::represent();
+    let packages = packages();
+    let err = deploy(&stage.clients, &app, &packages)
+        .await
+        .expect_err("nothing gets through");
+    // One sentence per failed step (steps running at once fail together), each naming the
+    // call, the resource, what AWS said and the attempts over their time.
+    let sentences: Vec<&str> = err
+        .lines()
+        .filter(|l| !l.ends_with("steps failed:"))
+        .map(|l| l.trim_start_matches(['-', ' ']))
+        .collect();
+    assert!(!sentences.is_empty(), "{err}");
+    for sentence in sentences {
+        let attempts = format!("after {} attempts over", test_retries().max_attempts);
+        assert!(
+            sentence.contains(&attempts)
+                && sentence.contains(" failed for ")
+                && sentence.contains("(injected fault)"),
+            "{sentence}"
+        );
+    }
+    assert!(
+        !err.contains("ServiceError {") && !err.contains("raw:"),
+        "{err}"
+    );
+
+    stage.restart("").await;
+    deploy(&stage.clients, &app, &packages)
+        .await
+        .expect("a fault-free deploy converges");
+    let (plan, _) = deploy(&stage.clients, &app, &packages)
+        .await
+        .expect("redeploy");
+    assert!(!plan.has_changes(), "{plan}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploys_and_destroys_interrupted_at_chosen_calls_converge_with_no_leftover() {
+    let app = xtask::stack::represent();
+    let packages = packages();
+    let reference = Faulty::new("").await;
+    deploy(&reference.clients, &app, &packages)
+        .await
+        .expect("a clean deploy");
+    let the_stack = inventory(&reference.clients).await;
+    assert!(the_stack.dangling_permissions.is_empty(), "{the_stack:?}");
+
+    let stage = Faulty::new("").await;
+    let desired =
+        deployer::desired_with_seeds(&app, STAGE, &packages, vec![support::tenant_seed()])
+            .expect("valid stack");
+    for calls in [3, 12, 30] {
+        let actual = deployer::observe_stage(&stage.clients, &desired)
+            .await
+            .expect("observe");
+        interrupted(
+            &stage.clients,
+            &deployer::plan::plan(&desired, &actual),
+            calls,
+        )
+        .await;
+        let (_, _) = deploy(&stage.clients, &app, &packages)
+            .await
+            .expect("the next deploy converges");
+        let (plan, _) = deploy(&stage.clients, &app, &packages)
+            .await
+            .expect("redeploy");
+        assert!(!plan.has_changes(), "after a stop at call {calls}: {plan}");
+        assert_eq!(
+            inventory(&stage.clients).await,
+            the_stack,
+            "after a stop at call {calls}"
+        );
+
+        let actual = deployer::observe::observe(&stage.clients, &app.name, STAGE)
+            .await
+            .expect("observe");
+        let plan = deployer::plan::plan_destroy(&actual, &app.name, STAGE);
+        interrupted(&stage.clients, &plan, calls.min(8)).await;
+        destroy(&stage.clients, &app)
+            .await
+            .expect("the next destroy converges");
+        assert_eq!(
+            inventory(&stage.clients).await,
+            Inventory::default(),
+            "destroy stopped at call {}",
+            calls.min(8)
+        );
+    }
+}
