@@ -93,6 +93,8 @@ pub enum Step {
     DeleteLogGroup(usize),
     DeleteTable(usize),
     DeleteRole(usize),
+    /// Create a signing key.
+    SigningKey(usize),
 }
 
 /// A step and the steps that must finish before it starts.
@@ -112,6 +114,7 @@ impl Step {
             | Step::Table(i)
             | Step::Seed(i)
             | Step::LogGroup(i)
+            | Step::SigningKey(i)
             | Step::Function(i) => plan.changes[*i].resource.clone(),
             Step::DeleteApi(i)
             | Step::DeleteLogGroup(i)
@@ -153,6 +156,7 @@ pub fn graph(plan: &Plan) -> Vec<Node> {
                 name: c.name.clone(),
             }),
             (ResourceKind::RestApi, true) => steps.push(Step::DeleteApi(i)),
+            (ResourceKind::SigningKey, false) => steps.push(Step::SigningKey(i)),
             _ => {
                 if let Op::Api(s) = &c.op {
                     apis.entry(s.api.clone()).or_default().push(i);
@@ -192,7 +196,9 @@ pub fn graph(plan: &Plan) -> Vec<Node> {
         .enumerate()
         .map(|(me, step)| {
             let mut deps: Vec<usize> = match step {
-                Step::Role(_) | Step::Table(_) | Step::LogGroup(_) => Vec::new(),
+                Step::Role(_) | Step::Table(_) | Step::LogGroup(_) | Step::SigningKey(_) => {
+                    Vec::new()
+                }
                 // A table before the tenants seeded into it.
                 Step::Seed(i) => tables
                     .iter()
@@ -305,6 +311,11 @@ async fn run(ctx: &Ctx<'_>, plan: &Plan, step: &Step) -> Result<Outcome, StepFai
         Step::Seed(i) => {
             let c = typed_or_skip!(*i, Seed);
             seed::apply(ctx, &c).await.map_err(fail)?;
+            Ok(one(*i))
+        }
+        Step::SigningKey(i) => {
+            let c = typed_or_skip!(*i, SigningKey);
+            crate::signing_key::apply(ctx, &c).await.map_err(fail)?;
             Ok(one(*i))
         }
         Step::LogGroup(i) => {

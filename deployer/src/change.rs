@@ -40,6 +40,10 @@ pub enum ResourceKind {
     Deployment,
     /// A REST API's TOKEN Lambda authorizer, which the tenant comes from.
     Authorizer,
+    /// A REST API's request validator, which refuses requests missing a required parameter.
+    RequestValidator,
+    /// A per-stage secret the functions read at init, such as a token signing key.
+    SigningKey,
 }
 
 /// One planned change to one resource, with `op`: what apply sends for it.

@@ -30,6 +30,8 @@ pub struct Desired {
     pub log_retention_days: Option<u32>,
     /// REST APIs in front of the functions; empty when functions are left out (seeding).
     pub rest_apis: Vec<DesiredRestApi>,
+    /// The stage's signing keys (secrets the functions read at init).
+    pub signing_keys: Vec<crate::signing_key::DesiredSigningKey>,
 }
 
 impl Desired {
@@ -125,6 +127,7 @@ fn resolve(
         app: app.name.clone(),
         stage: stage.to_string(),
         role: role::resolve(&app.name, stage, &app.role, &app.functions),
+        signing_keys: crate::signing_key::resolve(&app.name, stage, &app.functions),
         functions,
         tables: app
             .tables

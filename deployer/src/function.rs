@@ -121,6 +121,9 @@ pub struct Function {
     /// The logical tables of `reads_tables` the function may also write (PutItem, UpdateItem,
     /// DeleteItem, BatchWriteItem).
     pub writes_tables: BTreeSet<String>,
+    /// Environment variable -> logical signing key ([`crate::signing_key`]). The variable
+    /// receives the secret's name and the execution role may read that secret.
+    pub signing_keys: BTreeMap<String, String>,
 }
 
 impl Function {
@@ -142,6 +145,7 @@ impl Function {
             snap_start: false,
             reads_tables: BTreeMap::new(),
             writes_tables: BTreeSet::new(),
+            signing_keys: BTreeMap::new(),
         }
     }
 
@@ -214,6 +218,15 @@ impl Function {
     /// a stage.
     pub fn reads_table(mut self, logical: &str, env_key: &str) -> Self {
         self.reads_tables
+            .insert(env_key.to_string(), logical.to_string());
+        self
+    }
+
+    /// Lets the function read the stage's signing key `logical` (a secret the deployer creates
+    /// with 32 random bytes when missing) and passes the secret's name, never its value, in
+    /// `env_key`.
+    pub fn reads_signing_key(mut self, logical: &str, env_key: &str) -> Self {
+        self.signing_keys
             .insert(env_key.to_string(), logical.to_string());
         self
     }
@@ -415,6 +428,12 @@ pub fn resolve(
     let mut environment = f.environment.clone();
     for (key, table) in &f.reads_tables {
         environment.insert(key.clone(), names::table_name(app, stage, table));
+    }
+    for (key, secret) in &f.signing_keys {
+        environment.insert(
+            key.clone(),
+            crate::signing_key::secret_name(app, stage, secret),
+        );
     }
     DesiredFunction {
         logical: f.logical.clone(),

@@ -37,6 +37,8 @@ pub struct Actual {
     pub log_groups: Vec<ActualLogGroup>,
     /// The stage's REST APIs, with their resources and which functions they may invoke.
     pub rest_apis: Vec<ActualRestApi>,
+    /// The names of the stage's signing keys that exist (read by [`observe_stage`]).
+    pub signing_keys: Vec<String>,
 }
 
 impl Actual {
@@ -71,6 +73,7 @@ pub async fn observe(clients: &Clients, app: &str, stage: &str) -> Result<Actual
         partitions: Vec::new(),
         log_groups,
         rest_apis,
+        signing_keys: Vec::new(),
     })
 }
 
@@ -110,6 +113,12 @@ pub async fn observe_stage(clients: &Clients, desired: &Desired) -> Result<Actua
         .collect();
     let partitions = read_partitions(clients, reads).await?;
     actual.partitions = partitions;
+    let keys: Vec<String> = desired
+        .signing_keys
+        .iter()
+        .map(|k| k.name.clone())
+        .collect();
+    actual.signing_keys = crate::signing_key::observe(clients, &keys).await?;
     Ok(actual)
 }
 

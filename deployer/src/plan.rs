@@ -33,6 +33,7 @@ pub enum Op {
     LogGroup(LogGroupOp),
     /// A REST API, route, authorizer, permission or deployment.
     Api(ApiStep),
+    SigningKey(crate::signing_key::SigningKeyOp),
 }
 
 /// One planned change and the operation apply sends for it.
@@ -199,6 +200,10 @@ fn wrap<O>(changes: Vec<Planned<O>>, op: impl Fn(O) -> Op) -> impl Iterator<Item
 pub fn plan(desired: &Desired, actual: &Actual) -> Plan {
     let (app, stage) = (desired.app.as_str(), desired.stage.as_str());
     let mut changes = vec![role::plan(&desired.role, actual.role.as_ref()).map(Op::Role)];
+    changes.extend(wrap(
+        crate::signing_key::plan(&desired.signing_keys, &actual.signing_keys),
+        Op::SigningKey,
+    ));
     let (tables, fresh) = table::plan(&desired.tables, &actual.tables);
     changes.extend(wrap(tables, Op::Table));
     changes.extend(wrap(

@@ -13,6 +13,7 @@ mod dynamodb;
 mod iam;
 mod lambda;
 pub mod runtime;
+mod secretsmanager;
 mod server;
 pub mod store;
 

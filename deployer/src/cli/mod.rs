@@ -26,6 +26,7 @@ pub mod logs;
 pub mod output;
 pub mod seeds;
 pub mod stats;
+pub mod token;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
@@ -62,6 +63,9 @@ pub struct App {
     pub tool_package: Option<String>,
     seeds: Vec<(String, RecordsFn)>,
     extensions: Vec<Extension>,
+    /// The signing key (its logical name) that `token` signs with: the one the app's token
+    /// authorizer reads.
+    pub token_key: Option<String>,
 }
 
 struct Extension {
@@ -104,6 +108,7 @@ impl App {
             stack,
             seeds: Vec::new(),
             extensions: Vec::new(),
+            token_key: None,
         }
     }
 
@@ -148,6 +153,13 @@ impl App {
         records: impl Fn(&str) -> anyhow::Result<Records> + 'static,
     ) -> Self {
         self.seeds.push((table.to_string(), Box::new(records)));
+        self
+    }
+
+    /// Names the signing key (as functions declare it with `reads_signing_key`) that `token`
+    /// mints tokens with, for the app's token authorizer.
+    pub fn token_signing_key(mut self, logical: &str) -> Self {
+        self.token_key = Some(logical.to_string());
         self
     }
 
@@ -276,6 +288,8 @@ enum Command {
     },
     /// Deploy, then rebuild and update the functions whose code changes, until Ctrl-C
     Watch(watch::WatchArgs),
+    /// Print a token for the app's token authorizer, naming one tenant
+    Token(token::TokenArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -421,6 +435,7 @@ fn run(app: &App, matches: &ArgMatches) -> Outcome {
                 Command::Emulator(cmd) => emulator_cmd::run(&ctx, cmd).await,
                 Command::Tenants(TenantsCommand::Seed(args)) => seeds::run(&ctx, args).await,
                 Command::Watch(args) => watch::run(&ctx, args).await,
+                Command::Token(args) => token::run(&ctx, args).await,
                 Command::Completions { .. } => unreachable!("handled above"),
             }
         }),
