@@ -2,5 +2,6 @@
 //! by the deployer's real SDK clients, invoked per tenant, redeployed, replaced and destroyed.
 
 mod deploy;
+mod gateway;
 mod support;
 mod watch;
