@@ -950,6 +950,8 @@ fn plan_of_a_fresh_api_lists_routes_permissions_and_the_deployment() {
     assert_eq!(
         api_lines.join("\n"),
         "  + create  rest api represent-dev-api  (not deployed yet)
+  + create  request validator deployer-tenant-parameters on represent-dev-api  (not deployed yet)
+        validateRequestParameters true (the tenant parameter is required)
   + create  route GET /representatives on represent-dev-api  (not deployed yet)
         invokes function represent-dev-representatives
         integration.request.header.X-Amz-Tenant-Id <- method.request.header.x-tenant-id
@@ -961,7 +963,7 @@ fn plan_of_a_fresh_api_lists_routes_permissions_and_the_deployment() {
   + create  permission for represent-dev-api to invoke represent-dev-representatives  (the function does not allow this API yet)
   + create  deployment of represent-dev-api to stage dev  (routes changed)
 
-Plan: 7 to create, 0 to update, 0 to replace, 0 to delete, 3 unchanged."
+Plan: 8 to create, 0 to update, 0 to replace, 0 to delete, 3 unchanged."
     );
 }
 

@@ -137,6 +137,7 @@ pub fn up_to_date(d: &Desired) -> Actual {
             .collect(),
         log_groups: Vec::new(),
         rest_apis: Vec::new(),
+        signing_keys: d.signing_keys.iter().map(|k| k.name.clone()).collect(),
     }
 }
 
