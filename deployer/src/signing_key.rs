@@ -160,3 +160,44 @@ pub async fn read(clients: &Clients, name: &str) -> Result<Vec<u8>, DeployError>
         .map_err(|e| call_error("GetSecretValue", &format!("signing key {name}"), e))?;
     Ok(out.secret_string().unwrap_or_default().as_bytes().to_vec())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_key_is_created_and_an_existing_one_never_touched() {
+        let functions = [
+            Function::new("authorizer").reads_signing_key("token-signing-key", "KEY"),
+            Function::new("other").reads_signing_key("token-signing-key", "SAME_KEY"),
+        ];
+        let desired = resolve("represent", "dev", &functions);
+        assert_eq!(
+            desired,
+            [DesiredSigningKey {
+                logical: "token-signing-key".into(),
+                name: "represent/dev/token-signing-key".into(),
+            }],
+            "one secret however many functions read it"
+        );
+        let fresh = plan(&desired, &[]);
+        assert_eq!(fresh[0].action, Action::Create);
+        assert_eq!(
+            fresh[0].resource,
+            "signing key represent/dev/token-signing-key"
+        );
+        let kept = plan(&desired, &["represent/dev/token-signing-key".to_string()]);
+        assert_eq!(kept[0].action, Action::NoOp);
+    }
+
+    #[test]
+    fn keys_are_32_random_bytes_and_the_grant_names_one_secret() {
+        let (a, b) = (new_key().expect("a key"), new_key().expect("a key"));
+        assert_eq!(a.len(), 43, "32 bytes, base64url without padding");
+        assert_ne!(a, b);
+        assert_eq!(
+            secret_arn_pattern("represent/dev/token-signing-key"),
+            "arn:aws:secretsmanager:*:*:secret:represent/dev/token-signing-key-??????"
+        );
+    }
+}

@@ -1348,3 +1348,48 @@ async fn an_api_deployed_without_a_validator_gets_one_on_its_tenant_routes() {
         "routes to the shared function have no tenant to require and stay as they are"
     );
 }
+
+#[test]
+fn an_api_has_one_authorizer_function() {
+    let two = base_app(Function::new("counties"))
+        .function(Function::new("authorizer"))
+        .function(Function::new("other-authorizer"))
+        .rest_api(
+            staff_api_route(RestApi::new("api"), "/a", "authorizer").route_with_tenant(
+                "GET",
+                "/b",
+                "representatives",
+                TenantSource::Authorizer {
+                    function: "other-authorizer",
+                    context_key: "tenantId",
+                },
+            ),
+        );
+    let errors = problems(&two);
+    assert_eq!(
+        errors,
+        vec![StackError::AuthorizerFunctionsDiffer {
+            api: "api".to_string(),
+            functions: vec!["authorizer".to_string(), "other-authorizer".to_string()],
+        }]
+    );
+    assert!(
+        errors[0]
+            .to_string()
+            .contains("an API has one token authorizer"),
+        "{}",
+        errors[0]
+    );
+}
+
+fn staff_api_route(api: RestApi, path: &str, authorizer: &'static str) -> RestApi {
+    api.route_with_tenant(
+        "GET",
+        path,
+        "representatives",
+        TenantSource::Authorizer {
+            function: authorizer,
+            context_key: "tenantId",
+        },
+    )
+}

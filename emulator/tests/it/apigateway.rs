@@ -890,7 +890,7 @@ async fn required_parameters_are_enforced_only_by_a_request_validator() {
             read.validate_request_parameters(),
             read.validate_request_body()
         ),
-        (Some("params"), Some(true), Some(false))
+        (Some("params"), true, false)
     );
     let updated = t
         .client
@@ -907,7 +907,7 @@ async fn required_parameters_are_enforced_only_by_a_request_validator() {
         .send()
         .await
         .expect("UpdateRequestValidator");
-    assert_eq!(updated.validate_request_body(), Some(true));
+    assert!(updated.validate_request_body());
     let in_use = t
         .client
         .delete_request_validator()
