@@ -87,11 +87,14 @@ pub const DEFAULT_AUTHORIZER_TTL: Duration = Duration::from_secs(300);
 /// Deny answers are kept; an `Unauthorized` refusal or a failure is not, as on AWS.
 #[derive(Debug, Default)]
 pub struct AuthorizerCache {
-    answers: Mutex<HashMap<(String, String, String), (Instant, Value)>>,
+    answers: Mutex<HashMap<CacheKey, (Instant, Value)>>,
 }
 
+/// (API id, authorizer id, token).
+type CacheKey = (String, String, String);
+
 impl AuthorizerCache {
-    fn get(&self, key: &(String, String, String)) -> Option<Value> {
+    fn get(&self, key: &CacheKey) -> Option<Value> {
         let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
         match answers.get(key) {
             Some((deadline, answer)) if *deadline > Instant::now() => Some(answer.clone()),
@@ -103,7 +106,7 @@ impl AuthorizerCache {
         }
     }
 
-    fn put(&self, key: (String, String, String), ttl: Duration, answer: Value) {
+    fn put(&self, key: CacheKey, ttl: Duration, answer: Value) {
         if ttl.is_zero() {
             return;
         }
@@ -568,7 +571,7 @@ async fn authorize(
             answer
         }
     };
-    decide(api, function, &answer, method_arn)
+    decide(api, function, &answer, method_arn).map_err(|response| *response)
 }
 
 /// Invokes a TOKEN authorizer's function and returns its answer, or the response API Gateway
@@ -628,13 +631,13 @@ fn decide(
     function: &str,
     answer: &Value,
     method_arn: &str,
-) -> Result<Map<String, Value>, Response> {
+) -> Result<Map<String, Value>, Box<Response>> {
     let config_error = || {
-        gateway_answer(
+        Box::new(gateway_answer(
             StatusCode::INTERNAL_SERVER_ERROR,
             "AuthorizerConfigurationException",
             Value::Null,
-        )
+        ))
     };
     let statements = match &answer["policyDocument"]["Statement"] {
         Value::Array(list) => list.clone(),
@@ -675,11 +678,11 @@ fn decide(
         } else {
             "User is not authorized to access this resource"
         };
-        return Err(gateway_body(
+        return Err(Box::new(gateway_body(
             StatusCode::FORBIDDEN,
             "AccessDeniedException",
             json!({ "Message": message }),
-        ));
+        )));
     }
     let mut context = answer["context"].as_object().cloned().unwrap_or_default();
     if let Some(principal) = answer.get("principalId") {

@@ -134,7 +134,7 @@ pub fn validate(
             let mut seats: Vec<u32> = state.file().seats.iter().map(|s| s.district).collect();
             seats.sort_unstable();
             let range = match (seats.first(), seats.last()) {
-                (Some(0), _) => format!("its only seat is at-large, district 0"),
+                (Some(0), _) => "its only seat is at-large, district 0".to_string(),
                 (Some(first), Some(last)) => format!("its districts are {first} to {last}"),
                 _ => "it has no House seat".to_string(),
             };
