@@ -96,6 +96,8 @@ pub enum Step {
     /// Create or update a tenant-scoped function's execution or tenant-data role.
     TenantRole(usize),
     DeleteTenantRole(usize),
+    /// Create a signing key.
+    SigningKey(usize),
 }
 
 /// A step and the steps that must finish before it starts.
@@ -115,6 +117,7 @@ impl Step {
             | Step::Table(i)
             | Step::Seed(i)
             | Step::LogGroup(i)
+            | Step::SigningKey(i)
             | Step::Function(i)
             | Step::TenantRole(i) => plan.changes[*i].resource.clone(),
             Step::DeleteApi(i)
@@ -160,6 +163,7 @@ pub fn graph(plan: &Plan) -> Vec<Node> {
                 name: c.name.clone(),
             }),
             (ResourceKind::RestApi, true) => steps.push(Step::DeleteApi(i)),
+            (ResourceKind::SigningKey, false) => steps.push(Step::SigningKey(i)),
             _ => {
                 if let Op::Api(s) = &c.op {
                     apis.entry(s.api.clone()).or_default().push(i);
@@ -200,7 +204,9 @@ pub fn graph(plan: &Plan) -> Vec<Node> {
         .enumerate()
         .map(|(me, step)| {
             let mut deps: Vec<usize> = match step {
-                Step::Role(_) | Step::Table(_) | Step::LogGroup(_) => Vec::new(),
+                Step::Role(_) | Step::Table(_) | Step::LogGroup(_) | Step::SigningKey(_) => {
+                    Vec::new()
+                }
                 // The stage's role names the account; a data role trusts its execution role.
                 Step::TenantRole(i) => {
                     let mut d = roles.clone();
@@ -364,6 +370,11 @@ async fn run(ctx: &Ctx<'_>, plan: &Plan, step: &Step) -> Result<Outcome, StepFai
         Step::Seed(i) => {
             let c = typed_or_skip!(*i, Seed);
             seed::apply(ctx, &c).await.map_err(fail)?;
+            Ok(one(*i))
+        }
+        Step::SigningKey(i) => {
+            let c = typed_or_skip!(*i, SigningKey);
+            crate::signing_key::apply(ctx, &c).await.map_err(fail)?;
             Ok(one(*i))
         }
         Step::LogGroup(i) => {

@@ -42,6 +42,10 @@ pub enum ResourceKind {
     Authorizer,
     /// A tenant-scoped function's execution role or tenant-data role.
     TenantRole,
+    /// A REST API's request validator, which refuses requests missing a required parameter.
+    RequestValidator,
+    /// A per-stage secret the functions read at init, such as a token signing key.
+    SigningKey,
 }
 
 /// One planned change to one resource, with `op`: what apply sends for it.

@@ -29,6 +29,8 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub apigateway: aws_sdk_apigateway::Client,
+    /// Secrets Manager, for the stage's signing keys ([`crate::signing_key`]).
+    pub secrets: aws_sdk_secretsmanager::Client,
     /// The endpoint every call goes to when it is not AWS's (an emulator): REST API invoke URLs
     /// are then paths on it. The SDK's service configs do not expose it, so it is kept here.
     pub endpoint_url: Option<String>,
@@ -418,6 +420,21 @@ impl Clients {
             config.endpoint_url().map(str::to_string),
             retries,
         )
+        .with_secrets(
+            aws_sdk_secretsmanager::Client::new(config),
+            Retries::default(),
+        )
+    }
+
+    /// Sets the Secrets Manager client (a mocked one in tests), equipped like the others.
+    pub fn with_secrets(
+        mut self,
+        secrets: aws_sdk_secretsmanager::Client,
+        retries: Retries,
+    ) -> Self {
+        let counter = self.mutating_calls.clone();
+        self.secrets = equip!(secrets, aws_sdk_secretsmanager, retries, counter);
+        self
     }
 
     /// Equips existing clients (the tests' mocked ones, say) with the retry policy and the
@@ -437,6 +454,19 @@ impl Clients {
             iam: equip!(iam, aws_sdk_iam, retries, counter),
             dynamodb: equip!(dynamodb, aws_sdk_dynamodb, retries, counter),
             logs: equip!(logs, aws_sdk_cloudwatchlogs, retries, counter),
+            // Until `with_secrets` gives a real one, a client of the same region without
+            // credentials: only stacks with signing keys call Secrets Manager.
+            secrets: equip!(
+                aws_sdk_secretsmanager::Client::from_conf(
+                    aws_sdk_secretsmanager::Config::builder()
+                        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+                        .region(lambda.config().region().cloned())
+                        .build()
+                ),
+                aws_sdk_secretsmanager,
+                retries,
+                counter
+            ),
             apigateway: equip!(apigateway, aws_sdk_apigateway, retries, counter),
             endpoint_url,
             mutating_calls: counter,

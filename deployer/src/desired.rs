@@ -32,6 +32,8 @@ pub struct Desired {
     pub rest_apis: Vec<DesiredRestApi>,
     /// The execution and tenant-data roles of tenant-scoped functions.
     pub tenant_roles: Vec<crate::tenant_role::DesiredTenantRole>,
+    /// The stage's signing keys (secrets the functions read at init).
+    pub signing_keys: Vec<crate::signing_key::DesiredSigningKey>,
 }
 
 impl Desired {
@@ -127,6 +129,7 @@ fn resolve(
         app: app.name.clone(),
         stage: stage.to_string(),
         role: role::resolve(&app.name, stage, &app.role, &app.functions),
+        signing_keys: crate::signing_key::resolve(&app.name, stage, &app.functions),
         functions,
         tables: app
             .tables

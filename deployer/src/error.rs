@@ -204,6 +204,11 @@ pub enum StackError {
         "rest api `{api}`: authorizer function `{function}` is per-tenant, but API Gateway invokes an authorizer without a tenant id; make it a shared function"
     )]
     AuthorizerPerTenant { api: String, function: String },
+    #[error(
+        "rest api `{api}`: routes name different authorizer functions ({}); an API has one token authorizer, so name the same function on every route",
+        functions.join(", ")
+    )]
+    AuthorizerFunctionsDiffer { api: String, functions: Vec<String> },
 }
 
 /// Every problem found in a stack. Its `Display` lists each one on its own line.

@@ -124,6 +124,9 @@ pub struct Function {
     /// Runs as its own role with no access to tenant data, and reads its tables through a
     /// tenant-data role scoped to the environment's tenant (see `tenant_role`).
     pub tenant_scoped: bool,
+    /// Environment variable -> logical signing key ([`crate::signing_key`]). The variable
+    /// receives the secret's name and the execution role may read that secret.
+    pub signing_keys: BTreeMap<String, String>,
 }
 
 impl Function {
@@ -146,6 +149,7 @@ impl Function {
             reads_tables: BTreeMap::new(),
             tenant_scoped: false,
             writes_tables: BTreeSet::new(),
+            signing_keys: BTreeMap::new(),
         }
     }
 
@@ -228,6 +232,15 @@ impl Function {
     /// finds the data role in `TENANT_DATA_ROLE`. Needs `.per_tenant()` and a table.
     pub fn tenant_scoped(mut self) -> Self {
         self.tenant_scoped = true;
+        self
+    }
+
+    /// Lets the function read the stage's signing key `logical` (a secret the deployer creates
+    /// with 32 random bytes when missing) and passes the secret's name, never its value, in
+    /// `env_key`.
+    pub fn reads_signing_key(mut self, logical: &str, env_key: &str) -> Self {
+        self.signing_keys
+            .insert(env_key.to_string(), logical.to_string());
         self
     }
 
@@ -438,6 +451,12 @@ pub fn resolve(
         environment.insert(
             crate::tenant_role::DATA_ROLE_ENV.to_string(),
             crate::tenant_role::data_role_env(app, stage, &f.logical),
+        );
+    }
+    for (key, secret) in &f.signing_keys {
+        environment.insert(
+            key.clone(),
+            crate::signing_key::secret_name(app, stage, secret),
         );
     }
     DesiredFunction {

@@ -36,6 +36,7 @@ pub mod plan;
 pub mod rest_api;
 pub mod role;
 pub mod seed;
+pub mod signing_key;
 pub mod stack;
 pub mod step;
 pub mod table;

@@ -39,6 +39,8 @@ pub struct Actual {
     pub rest_apis: Vec<ActualRestApi>,
     /// The execution and tenant-data roles of the stage's tenant-scoped functions.
     pub tenant_roles: Vec<crate::tenant_role::ActualTenantRole>,
+    /// The names of the stage's signing keys that exist (read by [`observe_stage`]).
+    pub signing_keys: Vec<String>,
 }
 
 impl Actual {
@@ -75,6 +77,7 @@ pub async fn observe(clients: &Clients, app: &str, stage: &str) -> Result<Actual
         log_groups,
         rest_apis,
         tenant_roles,
+        signing_keys: Vec::new(),
     })
 }
 
@@ -124,6 +127,12 @@ pub async fn observe_stage(clients: &Clients, desired: &Desired) -> Result<Actua
     let (queried, scanned) = tokio::try_join!(read_partitions(clients, reads), scans)?;
     actual.partitions = queried;
     actual.partitions.extend(scanned.into_iter().flatten());
+    let keys: Vec<String> = desired
+        .signing_keys
+        .iter()
+        .map(|k| k.name.clone())
+        .collect();
+    actual.signing_keys = crate::signing_key::observe(clients, &keys).await?;
     Ok(actual)
 }
 

@@ -34,6 +34,7 @@ pub enum Op {
     /// A REST API, route, authorizer, permission or deployment.
     Api(ApiStep),
     TenantRole(crate::tenant_role::TenantRoleOp),
+    SigningKey(crate::signing_key::SigningKeyOp),
 }
 
 /// One planned change and the operation apply sends for it.
@@ -203,6 +204,10 @@ pub fn plan(desired: &Desired, actual: &Actual) -> Plan {
     changes.extend(wrap(
         crate::tenant_role::plan(&desired.tenant_roles, &actual.tenant_roles),
         Op::TenantRole,
+    ));
+    changes.extend(wrap(
+        crate::signing_key::plan(&desired.signing_keys, &actual.signing_keys),
+        Op::SigningKey,
     ));
     let (tables, fresh) = table::plan(&desired.tables, &actual.tables);
     changes.extend(wrap(tables, Op::Table));

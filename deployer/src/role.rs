@@ -86,19 +86,26 @@ pub fn table_read_policy(app: &str, stage: &str, functions: &[Function]) -> Opti
         .iter()
         .flat_map(|f| f.reads_tables.values())
         .collect();
-    if tables.is_empty() {
+    let keys: BTreeSet<&String> = functions
+        .iter()
+        .flat_map(|f| f.signing_keys.values())
+        .collect();
+    if tables.is_empty() && keys.is_empty() {
         return None;
     }
     let resources: Vec<String> = tables
         .into_iter()
         .map(|t| names::table_arn_pattern(&names::table_name(app, stage, t)))
         .collect();
-    let mut statements = vec![serde_json::json!({
-        "Sid": "ReadTenantTables",
-        "Effect": "Allow",
-        "Action": ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query"],
-        "Resource": resources,
-    })];
+    let mut statements = Vec::new();
+    if !resources.is_empty() {
+        statements.push(serde_json::json!({
+            "Sid": "ReadTenantTables",
+            "Effect": "Allow",
+            "Action": ["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query"],
+            "Resource": resources,
+        }));
+    }
     // Only stacks with a writing function get the statement, so the policy of a read-only
     // stack stays what earlier deploys put.
     let written: BTreeSet<&String> = functions.iter().flat_map(|f| &f.writes_tables).collect();
@@ -116,6 +123,23 @@ pub fn table_read_policy(app: &str, stage: &str, functions: &[Function]) -> Opti
                 "dynamodb:PutItem",
                 "dynamodb:UpdateItem",
             ],
+            "Resource": resources,
+        }));
+    }
+    // Signing keys: GetSecretValue on exactly the stage's declared secrets.
+    if !keys.is_empty() {
+        let resources: Vec<String> = keys
+            .into_iter()
+            .map(|k| {
+                crate::signing_key::secret_arn_pattern(&crate::signing_key::secret_name(
+                    app, stage, k,
+                ))
+            })
+            .collect();
+        statements.push(serde_json::json!({
+            "Sid": "ReadSigningKeys",
+            "Effect": "Allow",
+            "Action": ["secretsmanager:GetSecretValue"],
             "Resource": resources,
         }));
     }

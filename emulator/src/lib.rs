@@ -16,6 +16,7 @@ mod iam;
 mod lambda;
 mod policy;
 pub mod runtime;
+mod secretsmanager;
 mod server;
 pub mod store;
 mod sts;

@@ -96,6 +96,9 @@ async fn root_post(State(app): State<Arc<AppState>>, headers: HeaderMap, body: B
             Some(("Logs_20140328", operation)) => {
                 cloudwatch_logs::handle(app, operation, &body).await
             }
+            Some(("secretsmanager", operation)) => {
+                crate::secretsmanager::handle(app, operation, &body).await
+            }
             _ => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "UnknownOperationException",

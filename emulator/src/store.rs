@@ -114,6 +114,10 @@ CREATE TABLE IF NOT EXISTS apigateway_rest_apis (
     id TEXT PRIMARY KEY,
     document TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS secrets (
+    name TEXT PRIMARY KEY,
+    document TEXT NOT NULL
+);
 ";
 
 /// STS's temporary credentials with the principal they stand for (`sts.rs`), and the audit of
@@ -398,6 +402,30 @@ pub fn put_rest_api(conn: &Connection, id: &str, document: &str) -> Result<(), S
 pub fn delete_rest_api(conn: &Connection, id: &str) -> Result<(), StoreError> {
     conn.execute("DELETE FROM apigateway_rest_apis WHERE id = ?1", [id])?;
     Ok(())
+}
+
+// Secrets Manager secrets, one JSON document per secret.
+
+pub fn get_secret(conn: &Connection, name: &str) -> Result<Option<String>, StoreError> {
+    let mut stmt = conn.prepare("SELECT document FROM secrets WHERE name = ?1")?;
+    let mut rows = stmt.query([name])?;
+    Ok(match rows.next()? {
+        Some(row) => Some(row.get(0)?),
+        None => None,
+    })
+}
+
+pub fn put_secret(conn: &Connection, name: &str, document: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO secrets (name, document) VALUES (?1, ?2)
+         ON CONFLICT(name) DO UPDATE SET document = ?2",
+        params![name, document],
+    )?;
+    Ok(())
+}
+
+pub fn delete_secret(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+    Ok(conn.execute("DELETE FROM secrets WHERE name = ?1", [name])? > 0)
 }
 
 // Roles and their policies.

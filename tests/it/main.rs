@@ -3,6 +3,7 @@
 
 mod credentials;
 mod deploy;
+mod gateway;
 mod faults;
 mod support;
 mod watch;

@@ -26,6 +26,7 @@ pub fn app() -> App {
         .tenant_hint("a state's USPS code", "TX")
         .default_function("representatives")
         .seed(seeds::TABLE, seeds::records(root.clone()))
+        .token_signing_key(stack::TOKEN_KEY)
         .tenant_commands(move |command| tenants::run(command, &root))
         .commands(|command: Commands| match command {
             Commands::Bench(bench) => {

@@ -222,6 +222,11 @@ pub fn clients(config: &SdkConfig, verbose: bool) -> crate::Clients {
                 .interceptor(CallLog)
                 .build(),
         );
+        clients.secrets = aws_sdk_secretsmanager::Client::from_conf(
+            aws_sdk_secretsmanager::config::Builder::from(config)
+                .interceptor(CallLog)
+                .build(),
+        );
     }
     clients
 }

@@ -27,6 +27,7 @@ pub mod logs;
 pub mod output;
 pub mod seeds;
 pub mod stats;
+pub mod token;
 pub mod watch;
 
 use std::path::{Path, PathBuf};
@@ -63,6 +64,9 @@ pub struct App {
     pub tool_package: Option<String>,
     seeds: Vec<(String, RecordsFn)>,
     extensions: Vec<Extension>,
+    /// The signing key (its logical name) that `token` signs with: the one the app's token
+    /// authorizer reads.
+    pub token_key: Option<String>,
 }
 
 struct Extension {
@@ -105,6 +109,7 @@ impl App {
             stack,
             seeds: Vec::new(),
             extensions: Vec::new(),
+            token_key: None,
         }
     }
 
@@ -149,6 +154,13 @@ impl App {
         records: impl Fn(&str) -> anyhow::Result<Records> + 'static,
     ) -> Self {
         self.seeds.push((table.to_string(), Box::new(records)));
+        self
+    }
+
+    /// Names the signing key (as functions declare it with `reads_signing_key`) that `token`
+    /// mints tokens with, for the app's token authorizer.
+    pub fn token_signing_key(mut self, logical: &str) -> Self {
+        self.token_key = Some(logical.to_string());
         self
     }
 
@@ -279,6 +291,8 @@ enum Command {
     Watch(watch::WatchArgs),
     /// Data calls of the functions' roles, denied cross-tenant attempts flagged (emulator)
     Audit(audit::AuditArgs),
+    /// Print a token for the app's token authorizer, naming one tenant
+    Token(token::TokenArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -439,6 +453,7 @@ fn run(app: &App, matches: &ArgMatches) -> Outcome {
                 Command::Tenants(TenantsCommand::Seed(args)) => seeds::run(&ctx, args).await,
                 Command::Watch(args) => watch::run(&ctx, args).await,
                 Command::Audit(args) => audit::run(&ctx, args).await,
+                Command::Token(args) => token::run(&ctx, args).await,
                 Command::Completions { .. } => unreachable!("handled above"),
             }
         }),

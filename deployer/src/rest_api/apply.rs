@@ -86,6 +86,31 @@ pub(crate) async fn apply(
             (_, None) => {}
         }
     }
+    // The validated routes need the validator's id: the one kept, or the one created now.
+    let mut validator_id = None;
+    for (i, c) in changes
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.kind == ResourceKind::RequestValidator)
+    {
+        let ApiTarget::Validator { name, id: existing } = &c.op.target else {
+            continue;
+        };
+        match (c.action, existing) {
+            (Action::NoOp, _) => validator_id = existing.clone(),
+            (Action::Update, Some(existing)) => {
+                ctx.say(&format!("updating {}", c.resource));
+                update_validator(ctx, &id, existing, &c.resource).await?;
+                validator_id = Some(existing.clone());
+                done.push(i);
+            }
+            _ => {
+                ctx.say(&format!("creating {}", c.resource));
+                validator_id = Some(create_validator(ctx, &id, name, &c.resource).await?);
+                done.push(i);
+            }
+        }
+    }
     let mut deleted = BTreeSet::new();
     for (i, c, s) in of_kind(ResourceKind::Route) {
         if c.action == Action::Delete {
@@ -120,6 +145,7 @@ pub(crate) async fn apply(
         let target = RouteTarget {
             function_arn: &arn,
             authorizer_id: authorizer_id.as_deref(),
+            validator_id: validator_id.as_deref(),
         };
         put_route(ctx, &id, &resource_id, route, target, put_method, c.action).await?;
         done.push(i);
@@ -349,6 +375,17 @@ async fn put_route(
         }
         (false, _) => ("NONE", None),
     };
+    let validator_id = match (route.validated, target.validator_id) {
+        (true, Some(id)) => Some(id.to_string()),
+        (true, None) => {
+            return Err(DeployError::MissingField {
+                call: "CreateRequestValidator",
+                resource,
+                field: "id of the request validator",
+            });
+        }
+        (false, _) => None,
+    };
     if put_method && action == Action::Update {
         delete_method(ctx, api_id, resource_id, &route.method, &resource).await?;
     }
@@ -363,6 +400,7 @@ async fn put_route(
                 .http_method(&route.method)
                 .authorization_type(authorization)
                 .set_authorizer_id(authorizer_id.clone())
+                .set_request_validator_id(validator_id.clone())
                 .set_request_parameters(Some(
                     route
                         .method_parameters
@@ -537,6 +575,66 @@ struct RouteTarget<'a> {
     function_arn: &'a str,
     /// The tenant authorizer's id, when the API has one.
     authorizer_id: Option<&'a str>,
+    /// The request validator's id, when the API has one.
+    validator_id: Option<&'a str>,
+}
+
+/// CreateRequestValidator: checks required request parameters (the tenant), not bodies.
+async fn create_validator(
+    ctx: &Ctx<'_>,
+    api_id: &str,
+    name: &str,
+    resource: &str,
+) -> Result<String, DeployError> {
+    let out = sent(
+        ctx,
+        ctx.clients
+            .apigateway
+            .create_request_validator()
+            .rest_api_id(api_id)
+            .name(name)
+            .validate_request_parameters(true)
+            .validate_request_body(false)
+            .send(),
+    )
+    .await
+    .map_err(|f| failure_error("CreateRequestValidator", resource, f))?;
+    out.id()
+        .map(str::to_string)
+        .ok_or(DeployError::MissingField {
+            call: "CreateRequestValidator",
+            resource: resource.to_string(),
+            field: "id",
+        })
+}
+
+/// UpdateRequestValidator: turns parameter validation on for a validator that has it off.
+async fn update_validator(
+    ctx: &Ctx<'_>,
+    api_id: &str,
+    validator_id: &str,
+    resource: &str,
+) -> Result<(), DeployError> {
+    use aws_sdk_apigateway::types::{Op, PatchOperation};
+    sent(
+        ctx,
+        ctx.clients
+            .apigateway
+            .update_request_validator()
+            .rest_api_id(api_id)
+            .request_validator_id(validator_id)
+            .patch_operations(
+                PatchOperation::builder()
+                    .op(Op::Replace)
+                    .path("/validateRequestParameters")
+                    .value("true")
+                    .build(),
+            )
+            .send(),
+    )
+    .await
+    .map_err(|f| failure_error("UpdateRequestValidator", resource, f))?;
+    Ok(())
 }
 
 /// CreateAuthorizer: a TOKEN authorizer invoking `function_arn`, returning its id.

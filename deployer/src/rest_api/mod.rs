@@ -44,6 +44,9 @@ pub const AUTHORIZER_IDENTITY_SOURCE: &str = "method.request.header.Authorizatio
 pub const TOKEN: &str = "TOKEN";
 /// The authorization type of a method guarded by a Lambda authorizer.
 pub const CUSTOM: &str = "CUSTOM";
+/// The name of the request validator routes whose tenant is a required request parameter get,
+/// so API Gateway refuses a request without it before invoking anything.
+pub const VALIDATOR_NAME: &str = "deployer-tenant-parameters";
 
 /// Where a request's tenant comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -108,6 +111,17 @@ pub struct Route {
     pub path: String,
     /// The function's logical name.
     pub function: String,
+    /// Where this route's tenant comes from, when not from the API's
+    /// [`RestApi::tenant_from`]: public routes can take a header while staff routes of the same
+    /// API take it from a token authorizer.
+    pub tenant: Option<TenantSource>,
+}
+
+impl Route {
+    /// The tenant source of this route within `api`.
+    pub fn tenant_source<'a>(&'a self, api: &'a RestApi) -> &'a TenantSource {
+        self.tenant.as_ref().unwrap_or(&api.tenant)
+    }
 }
 
 /// An API of the app, one per stage, named `{app}-{stage}-{logical}`.
@@ -150,8 +164,34 @@ impl RestApi {
             method: method.to_ascii_uppercase(),
             path: path.to_string(),
             function: function.to_string(),
+            tenant: None,
         });
         self
+    }
+
+    /// Adds a route whose tenant comes from `tenant` instead of the API's source, e.g. a staff
+    /// route behind a token authorizer on an API whose public routes take a header:
+    /// `.route_with_tenant("GET", "/messages", "messages", TenantSource::Authorizer { function:
+    /// "authorizer", context_key: "tenantId" })`. An API has at most one authorizer function.
+    pub fn route_with_tenant(
+        mut self,
+        method: &str,
+        path: &str,
+        function: &str,
+        tenant: TenantSource,
+    ) -> Self {
+        self = self.route(method, path, function);
+        if let Some(route) = self.routes.last_mut() {
+            route.tenant = Some(tenant);
+        }
+        self
+    }
+
+    /// The API's token authorizer source, if the API or any route takes the tenant from one.
+    pub fn authorizer_source(&self) -> Option<&TenantSource> {
+        std::iter::once(&self.tenant)
+            .chain(self.routes.iter().filter_map(|r| r.tenant.as_ref()))
+            .find(|t| matches!(t, TenantSource::Authorizer { .. }))
     }
 }
 
@@ -231,43 +271,66 @@ pub(crate) fn validate_rest_apis(
                 value: logical.clone(),
             });
         }
-        match &api.tenant {
-            TenantSource::Authorizer {
-                function,
-                context_key,
-            } => {
-                match find_function(function) {
-                    None => errors.push(StackError::AuthorizerUnknownFunction {
-                        api: logical.clone(),
-                        function: function.to_string(),
-                        declared: declared(),
-                    }),
-                    // API Gateway invokes the authorizer without X-Amz-Tenant-Id, which a
-                    // per-tenant function refuses.
-                    Some(f) if f.tenancy == Tenancy::PerTenant => {
-                        errors.push(StackError::AuthorizerPerTenant {
+        let mut sources: Vec<&TenantSource> = vec![&api.tenant];
+        for r in &api.routes {
+            if let Some(t) = &r.tenant
+                && !sources.contains(&t)
+            {
+                sources.push(t);
+            }
+        }
+        let authorizers: BTreeSet<&str> = sources
+            .iter()
+            .filter_map(|t| match t {
+                TenantSource::Authorizer { function, .. } => Some(*function),
+                _ => None,
+            })
+            .collect();
+        if authorizers.len() > 1 {
+            errors.push(StackError::AuthorizerFunctionsDiffer {
+                api: logical.clone(),
+                functions: authorizers.iter().map(|f| f.to_string()).collect(),
+            });
+        }
+        for source in sources {
+            match source {
+                TenantSource::Authorizer {
+                    function,
+                    context_key,
+                } => {
+                    match find_function(function) {
+                        None => errors.push(StackError::AuthorizerUnknownFunction {
                             api: logical.clone(),
                             function: function.to_string(),
+                            declared: declared(),
+                        }),
+                        // API Gateway invokes the authorizer without X-Amz-Tenant-Id, which a
+                        // per-tenant function refuses.
+                        Some(f) if f.tenancy == Tenancy::PerTenant => {
+                            errors.push(StackError::AuthorizerPerTenant {
+                                api: logical.clone(),
+                                function: function.to_string(),
+                            });
+                        }
+                        Some(_) => {}
+                    }
+                    if !is_valid_parameter_name(context_key) {
+                        errors.push(StackError::InvalidTenantParameter {
+                            api: logical.clone(),
+                            name: context_key.to_string(),
                         });
                     }
-                    Some(_) => {}
                 }
-                if !is_valid_parameter_name(context_key) {
+                TenantSource::Header(n) | TenantSource::Query(n) | TenantSource::Path(n)
+                    if !is_valid_parameter_name(n) =>
+                {
                     errors.push(StackError::InvalidTenantParameter {
                         api: logical.clone(),
-                        name: context_key.to_string(),
+                        name: n.to_string(),
                     });
                 }
+                _ => {}
             }
-            TenantSource::Header(n) | TenantSource::Query(n) | TenantSource::Path(n)
-                if !is_valid_parameter_name(n) =>
-            {
-                errors.push(StackError::InvalidTenantParameter {
-                    api: logical.clone(),
-                    name: n.to_string(),
-                });
-            }
-            _ => {}
         }
         if api.kind == ApiKind::Http {
             let per_tenant: BTreeSet<&str> = api
@@ -320,7 +383,7 @@ pub(crate) fn validate_rest_apis(
                     declared: declared(),
                 });
             }
-            if let TenantSource::Path(parameter) = &api.tenant
+            if let TenantSource::Path(parameter) = r.tenant_source(api)
                 && !path_parameters(&r.path).contains(parameter)
             {
                 errors.push(StackError::TenantPathParameter {
@@ -344,6 +407,10 @@ pub struct DesiredRestApi {
     pub routes: Vec<DesiredRoute>,
     /// The TOKEN authorizer the tenant comes from, when the API takes it from one.
     pub authorizer: Option<DesiredAuthorizer>,
+    /// The request validator of the routes whose tenant is a required request parameter
+    /// ([`VALIDATOR_NAME`]), when the API has such routes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validator: Option<String>,
 }
 
 /// A TOKEN Lambda authorizer as it should be deployed. Like a route, it names its function
@@ -378,6 +445,10 @@ pub struct DesiredRoute {
     pub integration_parameters: BTreeMap<String, String>,
     /// Whether the method is guarded by the API's authorizer (authorization type CUSTOM).
     pub authorized: bool,
+    /// Whether the method has the API's request validator, which refuses a request missing a
+    /// required parameter (the tenant) at the gateway.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub validated: bool,
 }
 
 /// The tags of every API of a stage.
@@ -402,14 +473,23 @@ pub fn desired_rest_apis(
         .map(|api| DesiredRestApi {
             logical: api.logical.clone(),
             name: names::rest_api_name(app, stage, &api.logical),
-            authorizer: match &api.tenant {
-                TenantSource::Authorizer { function, .. } => Some(DesiredAuthorizer {
+            authorizer: match api.authorizer_source() {
+                Some(TenantSource::Authorizer { function, .. }) => Some(DesiredAuthorizer {
                     name: format!("{}-tenant", names::rest_api_name(app, stage, &api.logical)),
                     function: function.to_string(),
                     identity_source: AUTHORIZER_IDENTITY_SOURCE.to_string(),
                 }),
                 _ => None,
             },
+            validator: api
+                .routes
+                .iter()
+                .any(|r| {
+                    r.tenant_source(api).method_parameter().is_some()
+                        && find_function(&r.function)
+                            .is_some_and(|f| f.tenancy == Tenancy::PerTenant)
+                })
+                .then(|| VALIDATOR_NAME.to_string()),
             stage: stage.to_string(),
             tags: rest_api_tags(app, stage, &api.logical),
             routes: api
@@ -418,15 +498,16 @@ pub fn desired_rest_apis(
                 .map(|r| {
                     let per_tenant =
                         find_function(&r.function).is_some_and(|f| f.tenancy == Tenancy::PerTenant);
+                    let tenant = r.tenant_source(api);
                     let mut method_parameters = BTreeMap::new();
                     let mut integration_parameters = BTreeMap::new();
                     if per_tenant {
-                        if let Some(p) = api.tenant.method_parameter() {
+                        if let Some(p) = tenant.method_parameter() {
                             method_parameters.insert(p, true);
                         }
                         integration_parameters.insert(
                             format!("integration.request.header.{TENANT_HEADER}"),
-                            api.tenant.integration_source(),
+                            tenant.integration_source(),
                         );
                     }
                     DesiredRoute {
@@ -435,9 +516,11 @@ pub fn desired_rest_apis(
                         function: r.function.clone(),
                         method_parameters,
                         integration_parameters,
-                        // Every route goes through the authorizer, shared functions' too: the
-                        // API authenticates its callers whatever the function behind it.
-                        authorized: matches!(api.tenant, TenantSource::Authorizer { .. }),
+                        // Every route of an authorized source goes through the authorizer,
+                        // shared functions' too: it authenticates callers whatever the function.
+                        authorized: matches!(tenant, TenantSource::Authorizer { .. }),
+                        // A required tenant parameter is refused at the gateway when missing.
+                        validated: per_tenant && tenant.method_parameter().is_some(),
                     }
                 })
                 .collect(),
@@ -469,6 +552,16 @@ pub struct ActualRestApi {
     /// The physical names of the stage's functions whose resource policy lets this API's
     /// authorizers invoke them ([`authorizer_source_arn`]).
     pub authorizer_permitted: BTreeSet<String>,
+    /// The API's request validators, as GetRequestValidators reports them.
+    pub validators: Vec<ActualValidator>,
+}
+
+/// A deployed request validator.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ActualValidator {
+    pub id: String,
+    pub name: String,
+    pub validate_parameters: bool,
 }
 
 /// A deployed authorizer.
@@ -505,6 +598,8 @@ pub struct ActualMethod {
     pub authorization_type: String,
     pub authorizer_id: Option<String>,
     pub integration: Option<ActualIntegration>,
+    /// The request validator the method uses, if any.
+    pub request_validator_id: Option<String>,
 }
 
 /// A method's integration as API Gateway reports it.
@@ -543,6 +638,14 @@ pub fn routes_digest(d: &DesiredRestApi, functions: &BTreeMap<String, String>) -
             functions.get(&a.function).unwrap_or(&a.function),
             a.identity_source,
             d.routes.iter().map(|r| r.authorized).collect::<Vec<_>>(),
+        ]));
+    }
+    // Likewise only APIs with a validator add which routes it checks.
+    if let Some(v) = &d.validator {
+        routes.push(serde_json::json!([
+            "validator",
+            v,
+            d.routes.iter().map(|r| r.validated).collect::<Vec<_>>(),
         ]));
     }
     let digest = Sha256::digest(serde_json::Value::Array(routes).to_string().as_bytes());
@@ -676,6 +779,9 @@ pub enum ApiTarget {
     },
     /// AddPermission on the authorizer's function for this API's authorizers.
     AuthorizerPermission { function: String },
+    /// The API's request validator (`validateRequestParameters`): `id` is the one kept (no-op)
+    /// or, on an update, the one whose settings are corrected in place.
+    Validator { name: String, id: Option<String> },
     /// CreateDeployment to the stage, which publishes the routes; `routes` is their digest,
     /// recorded in the stage's [`ROUTES_VARIABLE`].
     Deployment { stage: String, routes: String },
@@ -917,6 +1023,42 @@ fn plan_api(
         ));
     }
     let kept_id = kept.map(|k| k.id.as_str());
+    // The request validator: one named like ours, validating parameters, is kept; one that does
+    // not validate them is corrected in place (its id stays, so methods keep pointing at it).
+    let mut validator_id: Option<&str> = None;
+    if let Some(name) = &d.validator {
+        let existing = a.and_then(|a| a.validators.iter().find(|v| &v.name == name));
+        let (action, reason, details) = match existing {
+            Some(v) if v.validate_parameters => (Action::NoOp, "up to date", Vec::new()),
+            Some(_) => (
+                Action::Update,
+                "does not validate request parameters",
+                vec!["validateRequestParameters false -> true".to_string()],
+            ),
+            None => (
+                Action::Create,
+                "not deployed yet",
+                vec![
+                    "validateRequestParameters true (the tenant parameter is required)".to_string(),
+                ],
+            ),
+        };
+        validator_id = existing.map(|v| v.id.as_str());
+        if action != Action::NoOp {
+            routes_changed = true;
+        }
+        changes.push(api_change(
+            ResourceKind::RequestValidator,
+            format!("request validator {name} on {}", d.name),
+            step(ApiTarget::Validator {
+                name: name.clone(),
+                id: validator_id.map(str::to_string),
+            }),
+            action,
+            reason,
+            details,
+        ));
+    }
     for r in &d.routes {
         let function = functions
             .get(&r.function)
@@ -967,6 +1109,18 @@ fn plan_api(
                 "authorized by the tenant authorizer".to_string()
             } else {
                 "no longer authorized by an authorizer".to_string()
+            });
+        }
+        // Likewise a method points at its validator by id; one created now is a new id.
+        let wanted_validator = if r.validated { validator_id } else { None };
+        if existing.request_validator_id.as_deref() != wanted_validator
+            || (r.validated && validator_id.is_none())
+        {
+            put_method = true;
+            details.push(if r.validated {
+                "required tenant parameter checked by the request validator".to_string()
+            } else {
+                "no longer checked by a request validator".to_string()
             });
         }
         let empty = ActualIntegration::default();

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::{
     ActualAuthorizer, ActualIntegration, ActualMethod, ActualResource, ActualRestApi,
-    ROUTES_VARIABLE, arn_field, authorizer_source_arn, policy_permits, source_arn,
+    ActualValidator, ROUTES_VARIABLE, arn_field, authorizer_source_arn, policy_permits, source_arn,
 };
 use crate::clients::Clients;
 use crate::error::DeployError;
@@ -71,6 +71,7 @@ pub(crate) async fn observe(
         }
         let resources = read_resources(clients, &id, &resource).await?;
         let authorizers = read_authorizers(clients, &id, &resource).await?;
+        let validators = read_validators(clients, &id, &resource).await?;
         let (stage_deployed, deployed_routes) = match clients
             .apigateway
             .get_stage()
@@ -104,6 +105,7 @@ pub(crate) async fn observe(
             permitted: Default::default(),
             authorizers,
             authorizer_permitted: Default::default(),
+            validators,
         });
     }
     if apis.is_empty() {
@@ -188,6 +190,46 @@ async fn read_authorizers(
     Ok(authorizers)
 }
 
+/// Every request validator of an API, so the plan can tell whether the tenant parameters'
+/// validator is deployed and which methods use it.
+async fn read_validators(
+    clients: &Clients,
+    api_id: &str,
+    resource: &str,
+) -> Result<Vec<ActualValidator>, DeployError> {
+    let mut validators = Vec::new();
+    let mut position: Option<String> = None;
+    loop {
+        let page = clients
+            .apigateway
+            .get_request_validators()
+            .rest_api_id(api_id)
+            .limit(500)
+            .set_position(position.clone())
+            .send()
+            .await
+            .map_err(|e| call_error("GetRequestValidators", resource, e))?;
+        for v in page.items() {
+            let Some(id) = v.id() else {
+                continue;
+            };
+            validators.push(ActualValidator {
+                id: id.to_string(),
+                name: v.name().unwrap_or_default().to_string(),
+                validate_parameters: v.validate_request_parameters(),
+            });
+        }
+        match page.position() {
+            Some(p) if !p.is_empty() && position.as_deref() != Some(p) => {
+                position = Some(p.to_string());
+            }
+            _ => break,
+        }
+    }
+    validators.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
+    Ok(validators)
+}
+
 /// Every resource of an API with its methods and their integrations, embedded in GetResources
 /// so one paginated call reads the whole API.
 async fn read_resources(
@@ -240,6 +282,7 @@ async fn read_resources(
                                 .map(|p| p.iter().map(|(k, v)| (k.clone(), *v)).collect())
                                 .unwrap_or_default(),
                             integration,
+                            request_validator_id: method.request_validator_id().map(str::to_string),
                         };
                         (verb.clone(), method)
                     })

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_apigateway::Client as Apigw;
 use aws_sdk_apigateway::operation::create_authorizer::CreateAuthorizerOutput;
 use aws_sdk_apigateway::operation::create_deployment::CreateDeploymentOutput;
+use aws_sdk_apigateway::operation::create_request_validator::CreateRequestValidatorOutput;
 use aws_sdk_apigateway::operation::create_resource::CreateResourceOutput;
 use aws_sdk_apigateway::operation::create_rest_api::CreateRestApiOutput;
 use aws_sdk_apigateway::operation::delete_authorizer::DeleteAuthorizerOutput;
@@ -15,6 +16,7 @@ use aws_sdk_apigateway::operation::delete_method::DeleteMethodOutput;
 use aws_sdk_apigateway::operation::delete_resource::DeleteResourceOutput;
 use aws_sdk_apigateway::operation::delete_rest_api::DeleteRestApiError;
 use aws_sdk_apigateway::operation::get_authorizers::GetAuthorizersOutput;
+use aws_sdk_apigateway::operation::get_request_validators::GetRequestValidatorsOutput;
 use aws_sdk_apigateway::operation::get_resources::GetResourcesOutput;
 use aws_sdk_apigateway::operation::get_rest_apis::GetRestApisOutput;
 use aws_sdk_apigateway::operation::get_stage::GetStageOutput;
@@ -37,7 +39,8 @@ use aws_sdk_lambda::types::{FunctionConfiguration, LastUpdateStatus, State};
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use deployer::rest_api::{
     ActualAuthorizer, ActualIntegration, ActualMethod, ActualResource, ActualRestApi,
-    authorizer_source_arn, integration_uri, routes_digest, source_arn,
+    ActualValidator, VALIDATOR_NAME, authorizer_source_arn, integration_uri, routes_digest,
+    source_arn,
 };
 use deployer::{
     Action, Actual, App, ApplyReport, Clients, Desired, Function, Plan, RestApi, StackError, Stage,
@@ -52,6 +55,8 @@ use super::support::{
 const API_ID: &str = "a1b2c3";
 /// The id CreateAuthorizer answers, and the one a deployed authorizer has.
 const AUTHORIZER_ID: &str = "auth01";
+/// The id CreateRequestValidator answers, and the one a deployed validator has.
+const VALIDATOR_ID: &str = "val01";
 const AUTHORIZER: &str = "represent-dev-authorizer";
 const ROOT: &str = "root0";
 const API: &str = "represent-dev-api";
@@ -139,6 +144,7 @@ fn deployed_api(d: &Desired) -> ActualRestApi {
                         uri: integration_uri(&arn(function)),
                         request_parameters: r.integration_parameters.clone(),
                     }),
+                    request_validator_id: r.validated.then(|| VALIDATOR_ID.to_string()),
                 },
             );
     }
@@ -173,6 +179,15 @@ fn deployed_api(d: &Desired) -> ActualRestApi {
                     .expect("authorizer")
                     .name
                     .clone()
+            })
+            .collect(),
+        validators: want
+            .validator
+            .iter()
+            .map(|name| ActualValidator {
+                id: VALIDATOR_ID.to_string(),
+                name: name.clone(),
+                validate_parameters: true,
             })
             .collect(),
     }
@@ -262,8 +277,12 @@ fn apigateway_rules(calls: &Calls) -> Vec<Rule> {
             .authorizer_id()
             .map(|a| format!(" authorizer={a}"))
             .unwrap_or_default();
+        let validator = i
+            .request_validator_id()
+            .map(|v| format!(" validator={v}"))
+            .unwrap_or_default();
         c.push(format!(
-            "PutMethod {} {} auth={}{authorizer} {}",
+            "PutMethod {} {} auth={}{authorizer}{validator} {}",
             i.resource_id().unwrap_or_default(),
             i.http_method().unwrap_or_default(),
             i.authorization_type().unwrap_or_default(),
@@ -331,8 +350,45 @@ fn apigateway_rules(calls: &Calls) -> Vec<Rule> {
         ));
         DeleteAuthorizerOutput::builder().build()
     });
+    let c = calls.clone();
+    let create_validator = mock!(Apigw::create_request_validator).then_compute_output(move |i| {
+        c.push(format!(
+            "CreateRequestValidator {} {} parameters={} body={}",
+            i.rest_api_id().unwrap_or_default(),
+            i.name().unwrap_or_default(),
+            i.validate_request_parameters().unwrap_or_default(),
+            i.validate_request_body().unwrap_or_default()
+        ));
+        CreateRequestValidatorOutput::builder()
+            .id(VALIDATOR_ID)
+            .build()
+    });
+    let c = calls.clone();
+    let update_validator = mock!(Apigw::update_request_validator).then_compute_output(move |i| {
+        let ops: Vec<String> = i
+            .patch_operations()
+            .iter()
+            .map(|o| {
+                format!(
+                    "{} {} {}",
+                    o.op().map(|x| x.as_str()).unwrap_or_default(),
+                    o.path().unwrap_or_default(),
+                    o.value().unwrap_or_default()
+                )
+            })
+            .collect();
+        c.push(format!(
+            "UpdateRequestValidator {} {}",
+            i.request_validator_id().unwrap_or_default(),
+            ops.join(", ")
+        ));
+        aws_sdk_apigateway::operation::update_request_validator::UpdateRequestValidatorOutput::builder()
+            .build()
+    });
     vec![
         create_api,
+        create_validator,
+        update_validator,
         create_authorizer,
         delete_authorizer,
         create_resource,
@@ -435,8 +491,11 @@ async fn fresh_api_is_created_routed_permitted_and_deployed() {
         calls,
         vec![
             format!("CreateRestApi {API} {tags}"),
+            format!("CreateRequestValidator {API_ID} {VALIDATOR_NAME} parameters=true body=false"),
             format!("CreateResource {ROOT} representatives"),
-            format!("PutMethod res-representatives GET auth=NONE {REPS_HEADER}"),
+            format!(
+                "PutMethod res-representatives GET auth=NONE validator={VALIDATOR_ID} {REPS_HEADER}"
+            ),
             put_integration("res-representatives", REPS, REPS_MAPPING),
             format!("CreateResource {ROOT} counties"),
             "PutMethod res-counties GET auth=NONE {}".to_string(),
@@ -562,7 +621,7 @@ async fn changed_tenant_source_puts_method_and_integration_with_the_new_mapping(
         calls,
         vec![
             "DeleteMethod res-representatives GET".to_string(),
-            r#"PutMethod res-representatives GET auth=NONE {"method.request.querystring.state": true}"#
+            r#"PutMethod res-representatives GET auth=NONE validator=val01 {"method.request.querystring.state": true}"#
                 .to_string(),
             put_integration(
                 "res-representatives",
@@ -724,6 +783,7 @@ fn sdk_resources(a: &ActualRestApi) -> GetResourcesOutput {
                 .http_method(verb)
                 .authorization_type(&m.authorization_type)
                 .set_authorizer_id(m.authorizer_id.clone())
+                .set_request_validator_id(m.request_validator_id.clone())
                 .method_integration(integration.build());
             for (k, v) in &m.request_parameters {
                 method = method.request_parameters(k, *v);
@@ -829,6 +889,20 @@ async fn observe_reads_the_api_its_routes_and_permissions_so_a_redeploy_is_a_no_
     let authorizers = mock!(Apigw::get_authorizers)
         .match_requests(|i| i.rest_api_id() == Some(API_ID))
         .then_output(|| GetAuthorizersOutput::builder().build());
+    let validators = mock!(Apigw::get_request_validators)
+        .match_requests(|i| i.rest_api_id() == Some(API_ID))
+        .then_output(|| {
+            GetRequestValidatorsOutput::builder()
+                .items(
+                    aws_sdk_apigateway::types::RequestValidator::builder()
+                        .id(VALIDATOR_ID)
+                        .name(VALIDATOR_NAME)
+                        .validate_request_parameters(true)
+                        .validate_request_body(false)
+                        .build(),
+                )
+                .build()
+        });
     let tables = no_tables();
     let clients = Clients {
         iam: mock_client!(
@@ -839,7 +913,7 @@ async fn observe_reads_the_api_its_routes_and_permissions_so_a_redeploy_is_a_no_
         ..clients_api(
             &[&list, &get, &policy],
             &[&tables],
-            &[&apis, &tags, &resources, &stage, &authorizers],
+            &[&apis, &tags, &resources, &stage, &authorizers, &validators],
             RuleMode::MatchAny,
         )
     };
@@ -880,6 +954,8 @@ fn plan_of_a_fresh_api_lists_routes_permissions_and_the_deployment() {
     assert_eq!(
         api_lines.join("\n"),
         "  + create  rest api represent-dev-api  (not deployed yet)
+  + create  request validator deployer-tenant-parameters on represent-dev-api  (not deployed yet)
+        validateRequestParameters true (the tenant parameter is required)
   + create  route GET /representatives on represent-dev-api  (not deployed yet)
         invokes function represent-dev-representatives
         integration.request.header.X-Amz-Tenant-Id <- method.request.header.x-tenant-id
@@ -891,7 +967,7 @@ fn plan_of_a_fresh_api_lists_routes_permissions_and_the_deployment() {
   + create  permission for represent-dev-api to invoke represent-dev-representatives  (the function does not allow this API yet)
   + create  deployment of represent-dev-api to stage dev  (routes changed)
 
-Plan: 7 to create, 0 to update, 0 to replace, 0 to delete, 3 unchanged."
+Plan: 8 to create, 0 to update, 0 to replace, 0 to delete, 3 unchanged."
     );
 }
 
@@ -1157,4 +1233,167 @@ fn path_tenant_maps_the_path_parameter_onto_the_tenant_header() {
     );
     let seen: BTreeSet<&str> = d.rest_apis.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(seen, BTreeSet::from([API]));
+}
+
+/// Represent's mix: public routes take the state from a header (validated at the gateway), the
+/// staff route `GET /inbox` takes it from the token authorizer.
+fn staff_app() -> App {
+    base_app(Function::new("counties"))
+        .function(Function::new("authorizer"))
+        .rest_api(
+            RestApi::new("api")
+                .route("GET", "/representatives", "representatives")
+                .route_with_tenant(
+                    "GET",
+                    "/inbox",
+                    "representatives",
+                    TenantSource::Authorizer {
+                        function: "authorizer",
+                        context_key: "tenantId",
+                    },
+                ),
+        )
+}
+
+#[tokio::test]
+async fn a_staff_route_is_authorized_while_public_routes_are_validated() {
+    let d = desired_of(&staff_app());
+    let (p, report, calls) = deploy(&d, &up_to_date(&d)).await;
+    let text = p.to_string();
+    for line in [
+        "  + create  request validator deployer-tenant-parameters on represent-dev-api  (not deployed yet)",
+        "  + create  authorizer represent-dev-api-tenant on represent-dev-api  (not deployed yet)",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    let tags =
+        r#"{"deployer:app": "represent", "deployer:logical-id": "api", "deployer:stage": "dev"}"#;
+    assert_eq!(
+        calls,
+        vec![
+            format!("CreateRestApi {API} {tags}"),
+            format!(
+                "CreateAuthorizer {API_ID} {API}-tenant TOKEN {} method.request.header.Authorization",
+                integration_uri(&arn(AUTHORIZER))
+            ),
+            format!("CreateRequestValidator {API_ID} {VALIDATOR_NAME} parameters=true body=false"),
+            format!("CreateResource {ROOT} representatives"),
+            format!(
+                "PutMethod res-representatives GET auth=NONE validator={VALIDATOR_ID} {REPS_HEADER}"
+            ),
+            put_integration("res-representatives", REPS, REPS_MAPPING),
+            format!("CreateResource {ROOT} inbox"),
+            format!("PutMethod res-inbox GET auth=CUSTOM authorizer={AUTHORIZER_ID} {{}}"),
+            put_integration("res-inbox", REPS, AUTHORIZER_MAPPING),
+            permission(REPS),
+            format!(
+                "AddPermission {AUTHORIZER} deployer-apigateway-{API_ID}-authorizer lambda:InvokeFunction apigateway.amazonaws.com {}",
+                authorizer_source_arn("us-east-1", ACCOUNT, API_ID)
+            ),
+            deployment(&d),
+        ],
+        "the staff route has no header to require: its tenant comes from the token"
+    );
+    assert_eq!(report.mutating_calls as usize, calls.len());
+
+    let (again, _, calls) = deploy(&d, &with_api(&d)).await;
+    assert!(!again.has_changes(), "{again}");
+    assert_eq!(calls, Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_validator_that_stopped_validating_is_corrected_in_place() {
+    let d = desired_of(&app_with(api(TenantSource::default())));
+    let mut actual = with_api(&d);
+    actual.rest_apis[0].validators[0].validate_parameters = false;
+    let (p, _, calls) = deploy(&d, &actual).await;
+    assert!(
+        p.to_string().contains(
+            "  ~ update  request validator deployer-tenant-parameters on represent-dev-api  (does not validate request parameters)"
+        ),
+        "{p}"
+    );
+    assert_eq!(
+        calls,
+        vec![
+            format!(
+                "UpdateRequestValidator {VALIDATOR_ID} replace /validateRequestParameters true"
+            ),
+            deployment(&d),
+        ],
+        "the methods keep pointing at the same validator"
+    );
+}
+
+#[tokio::test]
+async fn an_api_deployed_without_a_validator_gets_one_on_its_tenant_routes() {
+    let d = desired_of(&app_with(api(TenantSource::default())));
+    let mut before = deployed_api(&d);
+    before.validators.clear();
+    for r in &mut before.resources {
+        for m in r.methods.values_mut() {
+            m.request_validator_id = None;
+        }
+    }
+    let mut actual = up_to_date(&d);
+    actual.rest_apis = vec![before];
+    let (_, _, calls) = deploy(&d, &actual).await;
+    assert_eq!(
+        calls,
+        vec![
+            format!("CreateRequestValidator {API_ID} {VALIDATOR_NAME} parameters=true body=false"),
+            "DeleteMethod res-representatives GET".to_string(),
+            format!(
+                "PutMethod res-representatives GET auth=NONE validator={VALIDATOR_ID} {REPS_HEADER}"
+            ),
+            put_integration("res-representatives", REPS, REPS_MAPPING),
+            deployment(&d),
+        ],
+        "routes to the shared function have no tenant to require and stay as they are"
+    );
+}
+
+#[test]
+fn an_api_has_one_authorizer_function() {
+    let two = base_app(Function::new("counties"))
+        .function(Function::new("authorizer"))
+        .function(Function::new("other-authorizer"))
+        .rest_api(
+            staff_api_route(RestApi::new("api"), "/a", "authorizer").route_with_tenant(
+                "GET",
+                "/b",
+                "representatives",
+                TenantSource::Authorizer {
+                    function: "other-authorizer",
+                    context_key: "tenantId",
+                },
+            ),
+        );
+    let errors = problems(&two);
+    assert_eq!(
+        errors,
+        vec![StackError::AuthorizerFunctionsDiffer {
+            api: "api".to_string(),
+            functions: vec!["authorizer".to_string(), "other-authorizer".to_string()],
+        }]
+    );
+    assert!(
+        errors[0]
+            .to_string()
+            .contains("an API has one token authorizer"),
+        "{}",
+        errors[0]
+    );
+}
+
+fn staff_api_route(api: RestApi, path: &str, authorizer: &'static str) -> RestApi {
+    api.route_with_tenant(
+        "GET",
+        path,
+        "representatives",
+        TenantSource::Authorizer {
+            function: authorizer,
+            context_key: "tenantId",
+        },
+    )
 }

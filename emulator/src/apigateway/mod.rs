@@ -25,7 +25,10 @@ use serde_json::{Value, json};
 
 use crate::server::AppState;
 use crate::store::{self, Store, StoreError};
-use model::{Authorizer, Deployment, Integration, Method, PartKind, Resource, RestApi, Stage};
+use model::{
+    Authorizer, Deployment, Integration, Method, PartKind, RequestValidator, Resource, RestApi,
+    Stage,
+};
 
 /// The REST APIs of this emulator, in memory.
 #[derive(Default)]
@@ -34,6 +37,8 @@ pub struct RestApis {
     /// Serializes control-plane mutations so read-modify-write sequences cannot interleave;
     /// the data plane never takes it.
     write_lock: tokio::sync::Mutex<()>,
+    /// TOKEN authorizers' answers by (API, authorizer, token), kept for the authorizer's TTL.
+    pub(crate) authorizer_cache: proxy::AuthorizerCache,
 }
 
 impl RestApis {
@@ -53,6 +58,7 @@ impl RestApis {
         Ok(RestApis {
             map: RwLock::new(map),
             write_lock: tokio::sync::Mutex::new(()),
+            authorizer_cache: proxy::AuthorizerCache::default(),
         })
     }
 
@@ -185,6 +191,16 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route(
             "/restapis/{api}/authorizers/{authorizer}",
             get(get_authorizer).delete(delete_authorizer),
+        )
+        .route(
+            "/restapis/{api}/requestvalidators",
+            post(create_request_validator).get(get_request_validators),
+        )
+        .route(
+            "/restapis/{api}/requestvalidators/{validator}",
+            get(get_request_validator)
+                .patch(update_request_validator)
+                .delete(delete_request_validator),
         )
         .route(
             "/tags/{arn}",
@@ -366,6 +382,9 @@ fn method_json(method: &Method) -> Value {
     });
     if let Some(id) = &method.authorizer_id {
         out["authorizerId"] = json!(id);
+    }
+    if let Some(id) = &method.request_validator_id {
+        out["requestValidatorId"] = json!(id);
     }
     if !method.request_parameters.is_empty() {
         out["requestParameters"] = json!(method.request_parameters);
@@ -573,6 +592,7 @@ async fn create_rest_api(State(app): State<Arc<AppState>>, body: Bytes) -> Gatew
         tags: input.tags,
         resources: [(root.id.clone(), root)].into(),
         authorizers: BTreeMap::new(),
+        validators: BTreeMap::new(),
         deployments: Vec::new(),
         stages: BTreeMap::new(),
         settings,
@@ -786,6 +806,7 @@ struct PutMethodInput {
     api_key_required: bool,
     #[serde(default)]
     request_parameters: BTreeMap<String, bool>,
+    request_validator_id: Option<String>,
 }
 
 async fn put_method(
@@ -831,6 +852,13 @@ async fn put_method(
                 return Err(GatewayError::bad_request("Invalid authorizer ID specified"));
             }
         }
+        if let Some(validator) = &input.request_validator_id
+            && !api.validators.contains_key(validator)
+        {
+            return Err(GatewayError::bad_request(
+                "Invalid Request Validator identifier specified",
+            ));
+        }
         let resource = resource_mut(api, &resource)?;
         if resource.methods.contains_key(&http_method) {
             return Err(GatewayError::conflict(
@@ -844,6 +872,7 @@ async fn put_method(
             api_key_required: input.api_key_required,
             request_parameters: input.request_parameters.clone(),
             integration: None,
+            request_validator_id: input.request_validator_id.clone(),
         };
         resource.methods.insert(http_method.clone(), method.clone());
         Ok(method)
@@ -1089,6 +1118,7 @@ async fn create_deployment(
             root_resource_id: api.root_resource_id.clone(),
             resources: api.resources.clone(),
             authorizers: api.authorizers.clone(),
+            validators: api.validators.clone(),
         };
         if let Some(stage_name) = &input.stage_name {
             let stage = api
@@ -1260,6 +1290,169 @@ async fn delete_authorizer(
             .remove(&authorizer)
             .map(|_| ())
             .ok_or_else(authorizer_not_found)
+    })
+    .await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+// Request validators.
+
+fn validator_json(validator: &RequestValidator) -> Value {
+    json!({
+        "id": validator.id,
+        "name": validator.name,
+        "validateRequestParameters": validator.validate_request_parameters,
+        "validateRequestBody": validator.validate_request_body,
+    })
+}
+
+fn validator_not_found() -> GatewayError {
+    GatewayError::not_found("Invalid Request Validator identifier specified")
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateRequestValidatorInput {
+    name: Option<String>,
+    #[serde(default)]
+    validate_request_parameters: bool,
+    #[serde(default)]
+    validate_request_body: bool,
+}
+
+async fn create_request_validator(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> GatewayResult {
+    let input: CreateRequestValidatorInput = parse_body(&body)?;
+    let validator = RequestValidator {
+        id: model::new_id(),
+        // API Gateway lets the name be left out; it is then empty.
+        name: input.name.unwrap_or_default(),
+        validate_request_parameters: input.validate_request_parameters,
+        validate_request_body: input.validate_request_body,
+    };
+    let stored = validator.clone();
+    mutate(&app, &id, move |api| {
+        if api
+            .validators
+            .values()
+            .any(|v| v.name == stored.name && !v.name.is_empty())
+        {
+            return Err(GatewayError::conflict(format!(
+                "Validator {} already exists for the given RestApi",
+                stored.name
+            )));
+        }
+        api.validators.insert(stored.id.clone(), stored);
+        Ok(())
+    })
+    .await?;
+    Ok(json_response(
+        StatusCode::CREATED,
+        &validator_json(&validator),
+    ))
+}
+
+async fn get_request_validators(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> GatewayResult {
+    let query = query_pairs(query.as_deref());
+    let api = lookup(&app, &id)?;
+    let items = api.validators.values().map(validator_json).collect();
+    Ok(json_response(StatusCode::OK, &page(items, &query)?))
+}
+
+async fn get_request_validator(
+    State(app): State<Arc<AppState>>,
+    Path((id, validator)): Path<(String, String)>,
+) -> GatewayResult {
+    let api = lookup(&app, &id)?;
+    let validator = api
+        .validators
+        .get(&validator)
+        .ok_or_else(validator_not_found)?;
+    Ok(json_response(StatusCode::OK, &validator_json(validator)))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PatchInput {
+    #[serde(default)]
+    patch_operations: Vec<PatchOperation>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct PatchOperation {
+    op: Option<String>,
+    path: Option<String>,
+    value: Option<String>,
+}
+
+/// UpdateRequestValidator: `replace` of `/name`, `/validateRequestParameters` or
+/// `/validateRequestBody`.
+async fn update_request_validator(
+    State(app): State<Arc<AppState>>,
+    Path((id, validator)): Path<(String, String)>,
+    body: Bytes,
+) -> GatewayResult {
+    let input: PatchInput = parse_body(&body)?;
+    let updated = mutate(&app, &id, |api| {
+        let v = api.validators.get_mut(&validator).ok_or_else(validator_not_found)?;
+        for op in &input.patch_operations {
+            let value = op.value.clone().unwrap_or_default();
+            let flag = || match value.as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                other => Err(GatewayError::bad_request(format!(
+                    "Invalid boolean value specified: {other}"
+                ))),
+            };
+            match (op.op.as_deref(), op.path.as_deref()) {
+                (Some("replace"), Some("/name")) => v.name = value.clone(),
+                (Some("replace"), Some("/validateRequestParameters")) => {
+                    v.validate_request_parameters = flag()?;
+                }
+                (Some("replace"), Some("/validateRequestBody")) => {
+                    v.validate_request_body = flag()?;
+                }
+                (op, path) => {
+                    return Err(GatewayError::bad_request(format!(
+                        "Invalid patch operation specified. Must be one of: [replace] on /name, /validateRequestParameters or /validateRequestBody; got {} {}",
+                        op.unwrap_or("null"),
+                        path.unwrap_or("null")
+                    )));
+                }
+            }
+        }
+        Ok(v.clone())
+    })
+    .await?;
+    Ok(json_response(StatusCode::OK, &validator_json(&updated)))
+}
+
+async fn delete_request_validator(
+    State(app): State<Arc<AppState>>,
+    Path((id, validator)): Path<(String, String)>,
+) -> GatewayResult {
+    mutate(&app, &id, |api| {
+        let in_use = api
+            .resources
+            .values()
+            .flat_map(|r| r.methods.values())
+            .any(|m| m.request_validator_id.as_deref() == Some(validator.as_str()));
+        if in_use {
+            return Err(GatewayError::conflict(
+                "Cannot delete request validator because it is in use by a method",
+            ));
+        }
+        api.validators
+            .remove(&validator)
+            .map(|_| ())
+            .ok_or_else(validator_not_found)
     })
     .await?;
     Ok(StatusCode::ACCEPTED.into_response())

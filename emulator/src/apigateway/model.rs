@@ -22,6 +22,9 @@ pub struct RestApi {
     /// The working copy of the resource tree, by resource id.
     pub resources: BTreeMap<String, Resource>,
     pub authorizers: BTreeMap<String, Authorizer>,
+    /// Request validators by id; APIs stored before they were kept have none.
+    #[serde(default)]
+    pub validators: BTreeMap<String, RequestValidator>,
     /// Oldest first.
     pub deployments: Vec<Deployment>,
     pub stages: BTreeMap<String, Stage>,
@@ -79,6 +82,18 @@ pub struct Method {
     /// `method.request.{header,querystring,path}.NAME` -> required.
     pub request_parameters: BTreeMap<String, bool>,
     pub integration: Option<Integration>,
+    /// The request validator that checks this method's requests, if any.
+    #[serde(default)]
+    pub request_validator_id: Option<String>,
+}
+
+/// What a request validator checks before the integration runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestValidator {
+    pub id: String,
+    pub name: String,
+    pub validate_request_parameters: bool,
+    pub validate_request_body: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -112,6 +127,8 @@ pub struct Deployment {
     pub root_resource_id: String,
     pub resources: BTreeMap<String, Resource>,
     pub authorizers: BTreeMap<String, Authorizer>,
+    #[serde(default)]
+    pub validators: BTreeMap<String, RequestValidator>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -10,8 +10,9 @@
 //! refused, missing permission) answer 500 and are written to the emulator's own log, as API
 //! Gateway writes them to its execution log.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -76,6 +77,45 @@ fn bad_gateway() -> Response {
         "InternalServerErrorException",
         json!("Internal server error"),
     )
+}
+
+/// API Gateway's default time to keep an authorizer's answer for a token, when the authorizer
+/// does not say (`authorizerResultTtlInSeconds` absent).
+pub const DEFAULT_AUTHORIZER_TTL: Duration = Duration::from_secs(300);
+
+/// TOKEN authorizers' answers by (API, authorizer, token), each until its deadline. Allow and
+/// Deny answers are kept; an `Unauthorized` refusal or a failure is not, as on AWS.
+#[derive(Debug, Default)]
+pub struct AuthorizerCache {
+    answers: Mutex<HashMap<CacheKey, (Instant, Value)>>,
+}
+
+/// (API id, authorizer id, token).
+type CacheKey = (String, String, String);
+
+impl AuthorizerCache {
+    fn get(&self, key: &CacheKey) -> Option<Value> {
+        let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        match answers.get(key) {
+            Some((deadline, answer)) if *deadline > Instant::now() => Some(answer.clone()),
+            Some(_) => {
+                answers.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn put(&self, key: CacheKey, ttl: Duration, answer: Value) {
+        if ttl.is_zero() {
+            return;
+        }
+        let mut answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        // Expired answers go whenever one is added, so the cache stays as small as its TTLs.
+        let now = Instant::now();
+        answers.retain(|_, (deadline, _)| *deadline > now);
+        answers.insert(key, (now + ttl, answer));
+    }
 }
 
 /// `ANY /restapis/{api}/{stage}/_user_request_/{path}`.
@@ -197,18 +237,6 @@ async fn serve(app: &Arc<AppState>, request: Request) -> Response {
         path_params,
     };
 
-    let missing = missing_required(&request, &matched);
-    if !missing.is_empty() {
-        return gateway_answer(
-            StatusCode::BAD_REQUEST,
-            "BadRequestException",
-            json!(format!(
-                "Missing required request parameters: [{}]",
-                missing.join(", ")
-            )),
-        );
-    }
-
     let method_arn = format!(
         "arn:aws:execute-api:{}:{}:{}/{}/{}/{}",
         app.config.region,
@@ -234,6 +262,29 @@ async fn serve(app: &Arc<AppState>, request: Request) -> Response {
     } else {
         None
     };
+
+    // A request validator runs after the authorizer, and only a method that has one refuses a
+    // request missing a required parameter: without one, API Gateway passes the request on.
+    let validates = method
+        .request_validator_id
+        .as_ref()
+        .and_then(|id| deployment.validators.get(id))
+        .is_some_and(|v| v.validate_request_parameters);
+    let missing = if validates {
+        missing_required(&request, &matched)
+    } else {
+        Vec::new()
+    };
+    if !missing.is_empty() {
+        return gateway_answer(
+            StatusCode::BAD_REQUEST,
+            "BadRequestException",
+            json!(format!(
+                "Missing required request parameters: [{}]",
+                missing.join(", ")
+            )),
+        );
+    }
 
     let Some(integration) = &method.integration else {
         return internal_error();
@@ -503,6 +554,50 @@ async fn authorize(
     else {
         return Err(config_error());
     };
+    let cache_key = (api.id.clone(), authorizer.id.clone(), token.clone());
+    let ttl = authorizer
+        .authorizer_result_ttl_in_seconds
+        .map_or(DEFAULT_AUTHORIZER_TTL, |s| {
+            Duration::from_secs(u64::try_from(s).unwrap_or(0))
+        });
+    let answer = match app.apigateway.authorizer_cache.get(&cache_key) {
+        Some(answer) => answer,
+        None => {
+            let answer =
+                invoke_authorizer(app, api, authorizer, function, &token, method_arn).await?;
+            app.apigateway
+                .authorizer_cache
+                .put(cache_key, ttl, answer.clone());
+            answer
+        }
+    };
+    decide(api, function, &answer, method_arn).map_err(|response| *response)
+}
+
+/// Invokes a TOKEN authorizer's function and returns its answer, or the response API Gateway
+/// gives when the function refuses (`Unauthorized`) or fails.
+async fn invoke_authorizer(
+    app: &Arc<AppState>,
+    api: &RestApi,
+    authorizer: &Authorizer,
+    function: &str,
+    token: &str,
+    method_arn: &str,
+) -> Result<Value, Response> {
+    let unauthorized = || {
+        gateway_answer(
+            StatusCode::UNAUTHORIZED,
+            "UnauthorizedException",
+            json!("Unauthorized"),
+        )
+    };
+    let config_error = || {
+        gateway_answer(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "AuthorizerConfigurationException",
+            Value::Null,
+        )
+    };
     let event = json!({ "type": "TOKEN", "authorizationToken": token, "methodArn": method_arn });
     let source_arn = format!(
         "arn:aws:execute-api:{}:{}:{}/authorizers/{}",
@@ -526,6 +621,24 @@ async fn authorize(
         }
         return Err(config_error());
     }
+    Ok(answer)
+}
+
+/// Applies an authorizer's answer to the method called: its `context` (plus `principalId`)
+/// when a statement allows `execute-api:Invoke` on the method and none denies it, or 403.
+fn decide(
+    api: &RestApi,
+    function: &str,
+    answer: &Value,
+    method_arn: &str,
+) -> Result<Map<String, Value>, Box<Response>> {
+    let config_error = || {
+        Box::new(gateway_answer(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "AuthorizerConfigurationException",
+            Value::Null,
+        ))
+    };
     let statements = match &answer["policyDocument"]["Statement"] {
         Value::Array(list) => list.clone(),
         Value::Object(_) => vec![answer["policyDocument"]["Statement"].clone()],
@@ -565,11 +678,11 @@ async fn authorize(
         } else {
             "User is not authorized to access this resource"
         };
-        return Err(gateway_body(
+        return Err(Box::new(gateway_body(
             StatusCode::FORBIDDEN,
             "AccessDeniedException",
             json!({ "Message": message }),
-        ));
+        )));
     }
     let mut context = answer["context"].as_object().cloned().unwrap_or_default();
     if let Some(principal) = answer.get("principalId") {

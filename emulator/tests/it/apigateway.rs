@@ -72,6 +72,10 @@ async fn proxy_get(
     for name in required {
         method = method.request_parameters(*name, true);
     }
+    // Required parameters are only enforced by a request validator, as on AWS.
+    if !required.is_empty() {
+        method = method.request_validator_id(parameters_validator(client, api).await);
+    }
     method.send().await.expect("PutMethod");
     let mut integration = client
         .put_integration()
@@ -86,6 +90,35 @@ async fn proxy_get(
             integration.request_parameters("integration.request.header.X-Amz-Tenant-Id", source);
     }
     integration.send().await.expect("PutIntegration");
+}
+
+/// The API's request validator of parameters, created on first use.
+async fn parameters_validator(client: &aws_sdk_apigateway::Client, api: &str) -> String {
+    let listed = client
+        .get_request_validators()
+        .rest_api_id(api)
+        .send()
+        .await
+        .expect("GetRequestValidators");
+    if let Some(id) = listed
+        .items()
+        .iter()
+        .find(|v| v.name() == Some("params"))
+        .and_then(|v| v.id())
+    {
+        return id.to_string();
+    }
+    client
+        .create_request_validator()
+        .rest_api_id(api)
+        .name("params")
+        .validate_request_parameters(true)
+        .send()
+        .await
+        .expect("CreateRequestValidator")
+        .id()
+        .expect("an id")
+        .to_string()
 }
 
 async fn deploy(client: &aws_sdk_apigateway::Client, api: &str, stage: &str) {
@@ -774,5 +807,120 @@ async fn a_token_authorizer_decides_access_and_supplies_the_tenant() {
     let anonymous = call(&t.emulator, &t.api, "/secured", &[]).await;
     assert_eq!(anonymous.status, 401);
     assert_eq!(anonymous.json()["message"], "Unauthorized");
+
+    // An answer is kept for the authorizer's TTL (300 s unless it says): with the authorizer's
+    // function gone, the token it allowed still passes, and a new token cannot be checked.
+    t.lambda
+        .delete_function()
+        .function_name("authz")
+        .send()
+        .await
+        .expect("DeleteFunction");
+    let cached = call(
+        &t.emulator,
+        &t.api,
+        "/secured",
+        &[("Authorization", "allow:OR")],
+    )
+    .await;
+    assert_eq!(probe_answer(&cached).0["tenant"], "OR");
+    let unchecked = call(
+        &t.emulator,
+        &t.api,
+        "/secured",
+        &[("Authorization", "allow:WA")],
+    )
+    .await;
+    assert_eq!(unchecked.status, 500);
+    t.emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn required_parameters_are_enforced_only_by_a_request_validator() {
+    let t = tenant_api().await;
+    // The same required header on a method without a validator: API Gateway lets the request
+    // through, and Lambda refuses the PER_TENANT invoke without a tenant.
+    let loose = create_resource(&t.client, &t.api, &t.root, "loose").await;
+    t.client
+        .put_method()
+        .rest_api_id(&t.api)
+        .resource_id(&loose)
+        .http_method("GET")
+        .authorization_type("NONE")
+        .request_parameters("method.request.header.x-tenant-id", true)
+        .send()
+        .await
+        .expect("PutMethod");
+    t.client
+        .put_integration()
+        .rest_api_id(&t.api)
+        .resource_id(&loose)
+        .http_method("GET")
+        .r#type(IntegrationType::AwsProxy)
+        .integration_http_method("POST")
+        .uri(function_uri("probe"))
+        .request_parameters(
+            "integration.request.header.X-Amz-Tenant-Id",
+            "method.request.header.x-tenant-id",
+        )
+        .send()
+        .await
+        .expect("PutIntegration");
+    deploy(&t.client, &t.api, "prod").await;
+    let through = call(&t.emulator, &t.api, "/loose", &[]).await;
+    assert_eq!(through.status, 400);
+    assert_eq!(
+        through.json()["message"],
+        "The invoked function is enabled with tenancy configuration. Add a valid tenant ID in your request and try again."
+    );
+
+    // The validator's control plane: listed, read, corrected, and kept while a method uses it.
+    let id = parameters_validator(&t.client, &t.api).await;
+    let read = t
+        .client
+        .get_request_validator()
+        .rest_api_id(&t.api)
+        .request_validator_id(&id)
+        .send()
+        .await
+        .expect("GetRequestValidator");
+    assert_eq!(
+        (
+            read.name(),
+            read.validate_request_parameters(),
+            read.validate_request_body()
+        ),
+        (Some("params"), true, false)
+    );
+    let updated = t
+        .client
+        .update_request_validator()
+        .rest_api_id(&t.api)
+        .request_validator_id(&id)
+        .patch_operations(
+            aws_sdk_apigateway::types::PatchOperation::builder()
+                .op(aws_sdk_apigateway::types::Op::Replace)
+                .path("/validateRequestBody")
+                .value("true")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("UpdateRequestValidator");
+    assert!(updated.validate_request_body());
+    let in_use = t
+        .client
+        .delete_request_validator()
+        .rest_api_id(&t.api)
+        .request_validator_id(&id)
+        .send()
+        .await
+        .expect_err("the validator is in use");
+    assert!(
+        in_use
+            .as_service_error()
+            .is_some_and(|e| e.is_conflict_exception()),
+        "{in_use:?}"
+    );
     t.emulator.shutdown().await;
 }
