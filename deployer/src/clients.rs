@@ -420,10 +420,7 @@ impl Clients {
             config.endpoint_url().map(str::to_string),
             retries,
         )
-        .with_secrets(
-            aws_sdk_secretsmanager::Client::new(config),
-            Retries::default(),
-        )
+        .with_secrets(aws_sdk_secretsmanager::Client::new(config), retries)
     }
 
     /// Sets the Secrets Manager client (a mocked one in tests), equipped like the others.
@@ -449,24 +446,20 @@ impl Clients {
         retries: Retries,
     ) -> Self {
         let counter = MutatingCalls::default();
+        // Until `with_secrets` gives a real one, a client of the same region without
+        // credentials: only stacks with signing keys call Secrets Manager.
+        let secrets = aws_sdk_secretsmanager::Client::from_conf(
+            aws_sdk_secretsmanager::Config::builder()
+                .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+                .region(lambda.config().region().cloned())
+                .build(),
+        );
         Clients {
             lambda: equip!(lambda, aws_sdk_lambda, retries, counter),
             iam: equip!(iam, aws_sdk_iam, retries, counter),
             dynamodb: equip!(dynamodb, aws_sdk_dynamodb, retries, counter),
             logs: equip!(logs, aws_sdk_cloudwatchlogs, retries, counter),
-            // Until `with_secrets` gives a real one, a client of the same region without
-            // credentials: only stacks with signing keys call Secrets Manager.
-            secrets: equip!(
-                aws_sdk_secretsmanager::Client::from_conf(
-                    aws_sdk_secretsmanager::Config::builder()
-                        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-                        .region(lambda.config().region().cloned())
-                        .build()
-                ),
-                aws_sdk_secretsmanager,
-                retries,
-                counter
-            ),
+            secrets: equip!(secrets, aws_sdk_secretsmanager, retries, counter),
             apigateway: equip!(apigateway, aws_sdk_apigateway, retries, counter),
             endpoint_url,
             mutating_calls: counter,

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use deployer::log_group::log_group_name;
 use deployer::rest_api::{
-    ActualIntegration, ActualMethod, ActualResource, integration_uri, routes_digest,
+    ActualIntegration, ActualMethod, ActualResource, ActualValidator, integration_uri,
+    routes_digest,
 };
 use deployer::table::ActualTable;
 use deployer::{
@@ -215,6 +216,8 @@ impl ActualStage {
                 .iter()
                 .map(|api| deployed_api(d, api, &slots))
                 .collect(),
+            tenant_roles: Vec::new(),
+            signing_keys: d.signing_keys.iter().map(|k| k.name.clone()).collect(),
         })
     }
 
@@ -308,6 +311,7 @@ fn deployed_api(
                         uri: integration_uri(&function_arn(function)),
                         request_parameters: route.integration_parameters.clone(),
                     }),
+                    request_validator_id: route.validated.then(|| VALIDATOR_ID.to_string()),
                 },
             );
         }
@@ -323,5 +327,17 @@ fn deployed_api(
         permitted: d.functions.iter().map(|f| f.name.clone()).collect(),
         authorizers: Vec::new(),
         authorizer_permitted: Default::default(),
+        validators: api
+            .validator
+            .iter()
+            .map(|name| ActualValidator {
+                id: VALIDATOR_ID.to_string(),
+                name: name.clone(),
+                validate_parameters: true,
+            })
+            .collect(),
     }
 }
+
+/// The id the deployed API's request validator has.
+const VALIDATOR_ID: &str = "val1";
