@@ -285,7 +285,8 @@ fn step_change(step: &Step) -> usize {
         | Step::DeleteTable(i)
         | Step::DeleteRole(i)
         | Step::TenantRole(i)
-        | Step::DeleteTenantRole(i) => *i,
+        | Step::DeleteTenantRole(i)
+        | Step::SigningKey(i) => *i,
         Step::DeleteFunction { change, .. } => *change,
         Step::Api { changes, .. } => changes.first().copied().unwrap_or_default(),
     }
@@ -338,58 +339,64 @@ async fn run(ctx: &Ctx<'_>, plan: &Plan, step: &Step) -> Result<Outcome, StepFai
     match step {
         Step::Role(i) => {
             let c = typed_or_skip!(*i, Role);
-            role::apply(ctx, &c).await.map_err(fail)?;
+            Box::pin(role::apply(ctx, &c)).await.map_err(fail)?;
             Ok(one(*i))
         }
         Step::DeleteRole(i) => {
             let c = typed_or_skip!(*i, Role);
-            role::delete(ctx, &c).await.map_err(fail)?;
+            Box::pin(role::delete(ctx, &c)).await.map_err(fail)?;
             Ok(one(*i))
         }
         Step::TenantRole(i) => {
             let c = typed_or_skip!(*i, TenantRole);
-            crate::tenant_role::apply(ctx, &c).await.map_err(fail)?;
+            Box::pin(crate::tenant_role::apply(ctx, &c))
+                .await
+                .map_err(fail)?;
             Ok(one(*i))
         }
         Step::DeleteTenantRole(i) => {
             let c = typed_or_skip!(*i, TenantRole);
-            crate::tenant_role::delete(ctx, &c).await.map_err(fail)?;
+            Box::pin(crate::tenant_role::delete(ctx, &c))
+                .await
+                .map_err(fail)?;
             Ok(one(*i))
         }
         Step::Table(i) => {
             let c = typed_or_skip!(*i, Table);
-            table::apply(ctx, &c).await.map_err(fail)?;
+            Box::pin(table::apply(ctx, &c)).await.map_err(fail)?;
             Ok(one(*i))
         }
         Step::DeleteTable(i) => {
             let c = &plan.changes[*i];
             ctx.say(&format!("deleting table {} ({})", c.name, c.reason));
-            table::delete(ctx, &c.name).await.map_err(fail)?;
+            Box::pin(table::delete(ctx, &c.name)).await.map_err(fail)?;
             Ok(one(*i))
         }
         Step::Seed(i) => {
             let c = typed_or_skip!(*i, Seed);
-            seed::apply(ctx, &c).await.map_err(fail)?;
+            Box::pin(seed::apply(ctx, &c)).await.map_err(fail)?;
             Ok(one(*i))
         }
         Step::SigningKey(i) => {
             let c = typed_or_skip!(*i, SigningKey);
-            crate::signing_key::apply(ctx, &c).await.map_err(fail)?;
+            Box::pin(crate::signing_key::apply(ctx, &c))
+                .await
+                .map_err(fail)?;
             Ok(one(*i))
         }
         Step::LogGroup(i) => {
             let c = typed_or_skip!(*i, LogGroup);
-            log_group::apply(ctx, &c).await.map_err(fail)?;
+            Box::pin(log_group::apply(ctx, &c)).await.map_err(fail)?;
             Ok(one(*i))
         }
         Step::DeleteLogGroup(i) => {
             let c = typed_or_skip!(*i, LogGroup);
-            log_group::delete(ctx, &c).await.map_err(fail)?;
+            Box::pin(log_group::delete(ctx, &c)).await.map_err(fail)?;
             Ok(one(*i))
         }
         Step::Function(i) => {
             let c = typed_or_skip!(*i, Function);
-            function::apply(ctx, &c).await.map_err(fail)?;
+            Box::pin(function::apply(ctx, &c)).await.map_err(fail)?;
             Ok(one(*i))
         }
         Step::DeleteFunction { change, name } => {
@@ -399,7 +406,7 @@ async fn run(ctx: &Ctx<'_>, plan: &Plan, step: &Step) -> Result<Outcome, StepFai
             } else {
                 ctx.say(&format!("deleting function {name}, replaced by {}", c.name));
             }
-            function::delete(ctx, name).await.map_err(fail)?;
+            Box::pin(function::delete(ctx, name)).await.map_err(fail)?;
             // A replacement was reported when its new function was created.
             Ok(if c.action == Action::Delete {
                 one(*change)
@@ -411,7 +418,7 @@ async fn run(ctx: &Ctx<'_>, plan: &Plan, step: &Step) -> Result<Outcome, StepFai
             let Some(c) = as_api(&plan.changes[*i]) else {
                 return Ok(Outcome::default());
             };
-            rest_api::delete(ctx, &c).await.map_err(fail)?;
+            Box::pin(rest_api::delete(ctx, &c)).await.map_err(fail)?;
             Ok(one(*i))
         }
         Step::Api { api, changes } => {
@@ -421,7 +428,7 @@ async fn run(ctx: &Ctx<'_>, plan: &Plan, step: &Step) -> Result<Outcome, StepFai
                 .collect();
             let refs: Vec<&ApiChange> = typed.iter().collect();
             let mut done = Vec::new();
-            let id = rest_api::apply(ctx, &refs, &mut done).await;
+            let id = Box::pin(rest_api::apply(ctx, &refs, &mut done)).await;
             let done: Vec<usize> = done.into_iter().map(|j| changes[j]).collect();
             let url = match id {
                 Ok(Some(id)) => rest_api::invoke_url(
