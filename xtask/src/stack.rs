@@ -42,6 +42,7 @@ pub fn represent() -> App {
                 .memory(256)
                 .timeout(10)
                 .per_tenant()
+                .tenant_scoped()
                 .reads_table("data", "TABLE_NAME")
                 .writes_table("messages", "MESSAGES_TABLE"),
         )

@@ -11,24 +11,24 @@ use represent::http::{self, Form};
 use represent::{ApiError, DynamoSource, TenantCache, registry};
 use serde_json::Value;
 
-/// Built once per environment: the state's data (for its districts) and the messages table.
+/// Built once per environment: the state's data (for its districts) and the messages table,
+/// both reached with the credentials of the environment's tenant.
 struct Deps {
     source: DynamoSource,
     cache: TenantCache,
-    store: DynamoMessages,
+    table: Option<String>,
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     represent::logging::init();
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let table = std::env::var(MESSAGES_TABLE_VAR)
         .ok()
         .filter(|t| !t.is_empty());
     let deps = Deps {
         source: DynamoSource::from_env().await,
         cache: TenantCache::new(),
-        store: DynamoMessages::new(aws_sdk_dynamodb::Client::new(&config), table),
+        table,
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| handle(event, &deps))).await
 }
@@ -81,12 +81,19 @@ async fn serve(request: &Request, tenant: &str, deps: &Deps) -> Result<(u16, Val
             format!("the data of tenant `{tenant}` could not be loaded"),
         )
     })?;
+    // The tenant's session of the data role in a tenant-scoped function: the table refuses
+    // every other state's partition to it.
+    let client = deps.source.client_for(tenant).await.map_err(|e| {
+        tracing::error!(tenantId = tenant, error = %e, "failed to reach the messages table");
+        ApiError::new(500, "the messages table could not be reached")
+    })?;
+    let store = DynamoMessages::new(client.clone(), deps.table.clone());
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or_default();
     let random = uuid::Uuid::new_v4().simple().to_string();
-    messages::route(request, state, &deps.store, now, &random).await
+    messages::route(request, state, &store, now, &random).await
 }
 
 /// The request of an API Gateway proxy event, or of a direct invoke

@@ -214,6 +214,16 @@ impl DynamoSource {
     pub fn table(&self) -> Option<&str> {
         self.table.as_deref()
     }
+
+    /// The client for `tenant`'s items: the tenant's session of the data role in a
+    /// tenant-scoped function, the execution role's own client otherwise. Functions that keep
+    /// more tables than the seeded one (a tenant's messages) reach them through this client.
+    pub async fn client_for(&self, tenant: &str) -> Result<&aws_sdk_dynamodb::Client, LoadError> {
+        match &self.scoped {
+            Some(scoped) => Box::pin(scoped.client(tenant)).await,
+            None => Ok(&self.client),
+        }
+    }
 }
 
 impl TenantSource for DynamoSource {
