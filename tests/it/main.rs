@@ -3,7 +3,7 @@
 
 mod credentials;
 mod deploy;
-mod gateway;
 mod faults;
+mod gateway;
 mod support;
 mod watch;

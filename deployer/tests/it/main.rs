@@ -15,6 +15,6 @@ mod plan_snapshots;
 mod rest_api;
 mod seed;
 mod support;
-mod transcript;
 mod tenant_role;
+mod transcript;
 mod validate;
