@@ -85,30 +85,38 @@ where
     crate::step::call_error(call, &format!("log group {name}"), err)
 }
 
-/// The log groups of the given functions (the stage's, already filtered by tags) and of the
-/// other slot of each: one listing of the stage's prefix, every page, keeping only the groups
-/// named after those functions, so a stage whose name extends another's (`dev` and `dev-2`)
-/// never claims the other's groups.
+/// The log groups of the given functions (the stage's, already filtered by tags), of the other
+/// slot of each, and of both slots of every `declared` logical function (the stack's, whose
+/// function may already be gone): one listing of the stage's prefix, every page, keeping only
+/// the groups named after those functions, so a stage whose name extends another's (`dev` and
+/// `dev-2`) never claims the other's groups.
 pub(crate) async fn observe(
     clients: &Clients,
     app: &str,
     stage: &str,
     functions: &[ActualFunction],
+    declared: &[String],
 ) -> Result<Vec<ActualLogGroup>, DeployError> {
-    if functions.is_empty() {
+    if functions.is_empty() && declared.is_empty() {
         return Ok(Vec::new());
     }
+    let both_slots = |logical: &str| {
+        [
+            names::function_name(app, stage, logical),
+            names::replacement_name(app, stage, logical),
+        ]
+    };
     // Both slots of each logical function: a replaced function's group outlives it.
     let by_group: BTreeMap<String, String> = functions
         .iter()
         .flat_map(|f| {
             let mut slots = vec![f.name.clone()];
             if let Some(logical) = &f.logical {
-                slots.push(names::function_name(app, stage, logical));
-                slots.push(names::replacement_name(app, stage, logical));
+                slots.extend(both_slots(logical));
             }
             slots
         })
+        .chain(declared.iter().flat_map(|logical| both_slots(logical)))
         .map(|name| (log_group_name(&name), name))
         .collect();
     let prefix = log_group_name(&names::function_prefix(app, stage));

@@ -58,6 +58,27 @@ impl Actual {
 /// Reads every function, log group, table, REST API and the role of a stage. Functions come
 /// first (log groups and APIs are matched against them); the rest is read at once.
 pub async fn observe(clients: &Clients, app: &str, stage: &str) -> Result<Actual, DeployError> {
+    observe_declared(clients, app, stage, &[]).await
+}
+
+/// [`observe`] for a stack: also finds the log groups of both slots of every function the stack
+/// declares, even when the function itself is gone (a deploy or destroy interrupted between a
+/// function's deletion and its log group's), so the next deploy or destroy deletes them.
+pub async fn observe_app(
+    clients: &Clients,
+    app: &crate::stack::App,
+    stage: &str,
+) -> Result<Actual, DeployError> {
+    let declared: Vec<String> = app.functions.iter().map(|f| f.logical.clone()).collect();
+    observe_declared(clients, &app.name, stage, &declared).await
+}
+
+async fn observe_declared(
+    clients: &Clients,
+    app: &str,
+    stage: &str,
+    declared: &[String],
+) -> Result<Actual, DeployError> {
     let role_name = names::role_name(app, stage);
     let (functions, role, tables, tenant_roles) = tokio::try_join!(
         function::observe(clients, app, stage),
@@ -66,7 +87,7 @@ pub async fn observe(clients: &Clients, app: &str, stage: &str) -> Result<Actual
         crate::tenant_role::observe(clients, app, stage),
     )?;
     let (log_groups, rest_apis) = tokio::try_join!(
-        log_group::observe(clients, app, stage, &functions),
+        log_group::observe(clients, app, stage, &functions, declared),
         rest_api::observe(clients, app, stage, &functions),
     )?;
     Ok(Actual {
@@ -98,7 +119,12 @@ async fn read_partitions(
 /// empty as far as the plan is concerned): one Query per tenant, or one parallel Scan of a table
 /// seeding [`crate::partitions::SCAN_FROM`] tenants or more.
 pub async fn observe_stage(clients: &Clients, desired: &Desired) -> Result<Actual, DeployError> {
-    let mut actual = observe(clients, &desired.app, &desired.stage).await?;
+    let declared: Vec<String> = desired
+        .functions
+        .iter()
+        .map(|f| f.logical.clone())
+        .collect();
+    let mut actual = observe_declared(clients, &desired.app, &desired.stage, &declared).await?;
     let ready = |seed: &&crate::seed::DesiredSeed| {
         actual.find_table(&seed.name).is_some_and(|t| {
             desired

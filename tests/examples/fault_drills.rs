@@ -209,7 +209,7 @@ async fn main() {
             .await
             .expect("converges");
         let converged = count(&clients).await;
-        let actual = deployer::observe::observe(&clients, &app.name, STAGE)
+        let actual = deployer::observe::observe_app(&clients, &app, STAGE)
             .await
             .expect("observe");
         let destroy = deployer::plan::plan_destroy(&actual, &app.name, STAGE);
@@ -223,7 +223,7 @@ async fn main() {
                 }
             } => {}
         }
-        let actual = deployer::observe::observe(&clients, &app.name, STAGE)
+        let actual = deployer::observe::observe_app(&clients, &app, STAGE)
             .await
             .expect("observe");
         let destroy = deployer::plan::plan_destroy(&actual, &app.name, STAGE);

@@ -183,7 +183,7 @@ async fn deploy_invoke_redeploy_update_and_destroy() {
     assert_eq!(tx["state"]["id"], "TX", "the new code answers");
 
     // Destroy removes every function, the table and the role of the stage.
-    let actual = deployer::observe::observe(&stage.clients, &app.name, STAGE)
+    let actual = deployer::observe::observe_app(&stage.clients, &app, STAGE)
         .await
         .expect("observe");
     let plan = deployer::plan::plan_destroy(&actual, &app.name, STAGE);

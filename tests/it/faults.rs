@@ -92,7 +92,7 @@ async fn deploy(
 }
 
 async fn destroy(clients: &Clients, app: &App) -> Result<(), String> {
-    let actual = deployer::observe::observe(clients, &app.name, STAGE)
+    let actual = deployer::observe::observe_app(clients, app, STAGE)
         .await
         .map_err(|e| e.to_string())?;
     let plan = deployer::plan::plan_destroy(&actual, &app.name, STAGE);
@@ -349,7 +349,9 @@ async fn deploys_and_destroys_interrupted_at_chosen_calls_converge_with_no_lefto
     let desired =
         deployer::desired_with_seeds(&app, STAGE, &packages, vec![support::tenant_seed()])
             .expect("valid stack");
-    for calls in [3, 12, 30] {
+    // (deploy stopped at, destroy stopped at): a destroy stopped between a function's deletion
+    // and its log group's leaves a group only the stack's declared names can find.
+    for (calls, destroy_calls) in [(3, 3), (12, 6), (30, 8)] {
         let actual = deployer::observe_stage(&stage.clients, &desired)
             .await
             .expect("observe");
@@ -372,19 +374,51 @@ async fn deploys_and_destroys_interrupted_at_chosen_calls_converge_with_no_lefto
             "after a stop at call {calls}"
         );
 
-        let actual = deployer::observe::observe(&stage.clients, &app.name, STAGE)
+        let actual = deployer::observe::observe_app(&stage.clients, &app, STAGE)
             .await
             .expect("observe");
         let plan = deployer::plan::plan_destroy(&actual, &app.name, STAGE);
-        interrupted(&stage.clients, &plan, calls.min(8)).await;
+        interrupted(&stage.clients, &plan, destroy_calls).await;
         destroy(&stage.clients, &app)
             .await
             .expect("the next destroy converges");
         assert_eq!(
             inventory(&stage.clients).await,
             Inventory::default(),
-            "destroy stopped at call {}",
-            calls.min(8)
+            "destroy stopped at call {destroy_calls}"
         );
     }
+}
+
+/// A deploy or destroy stopped after a function's deletion but before its log group's leaves a
+/// group that no function points at any more: the stack's declared names still find it, so the
+/// next destroy deletes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_group_whose_function_is_already_gone_is_destroyed() {
+    let app = xtask::stack::represent();
+    let packages = packages();
+    let stage = Faulty::new("").await;
+    deploy(&stage.clients, &app, &packages)
+        .await
+        .expect("a clean deploy");
+    let name = deployer::function_name(&app.name, STAGE, "counties");
+    stage
+        .clients
+        .lambda
+        .delete_function()
+        .function_name(&name)
+        .send()
+        .await
+        .expect("the function is deleted");
+    assert!(
+        inventory(&stage.clients)
+            .await
+            .log_groups
+            .contains(&format!("/aws/lambda/{name}")),
+        "the function's log group outlives it"
+    );
+    destroy(&stage.clients, &app)
+        .await
+        .expect("the destroy converges");
+    assert_eq!(inventory(&stage.clients).await, Inventory::default());
 }

@@ -195,7 +195,7 @@ pub async fn destroy(ctx: &Ctx<'_>, args: DestroyArgs) -> Outcome {
     let target = context::connect(ctx, stage, &args.stage).await?;
     let progress = Progress::new();
     progress.step(&format!("observing stage `{}`", stage.name));
-    let actual = crate::observe::observe(&target.clients, &app.name, &stage.name).await?;
+    let actual = crate::observe::observe_app(&target.clients, app, &stage.name).await?;
     let plan = crate::plan::plan_destroy(&actual, &app.name, &stage.name);
     if args.stage.output == OutputFormat::Text || !args.yes {
         let text = plan.render(&RenderOptions {
