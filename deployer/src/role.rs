@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use aws_sdk_iam::error::SdkError;
 use aws_sdk_iam::operation::create_role::CreateRoleError;
 use aws_sdk_iam::operation::get_role::GetRoleError;
 use serde::Serialize;
@@ -408,7 +409,7 @@ pub(crate) async fn apply(ctx: &Ctx<'_>, c: &Planned<RoleOp>) -> Result<(), Depl
             .map_err(|e| call_error("AttachRolePolicy", &format!("{resource} policy {arn}"), e))?;
     }
     for arn in &c.op.detach {
-        detach(ctx, name, arn).await?;
+        detach(ctx, name, &format!("role {name}"), arn).await?;
     }
     for (policy, doc) in &c.op.put {
         iam.put_role_policy()
@@ -420,87 +421,118 @@ pub(crate) async fn apply(ctx: &Ctx<'_>, c: &Planned<RoleOp>) -> Result<(), Depl
             .map_err(|e| call_error("PutRolePolicy", &format!("{resource} policy {policy}"), e))?;
     }
     for policy in &c.op.delete {
-        delete_inline(ctx, name, policy).await?;
+        delete_inline(ctx, name, &format!("role {name}"), policy).await?;
     }
     Ok(())
 }
 
-async fn detach(ctx: &Ctx<'_>, role: &str, arn: &str) -> Result<(), DeployError> {
-    match ctx
+/// Detaches a managed policy from `role`; one already detached counts as done. `resource` names
+/// the role in an error (`role X`, `tenant role X`).
+pub(crate) async fn detach(
+    ctx: &Ctx<'_>,
+    role: &str,
+    resource: &str,
+    arn: &str,
+) -> Result<(), DeployError> {
+    let result = ctx
         .clients
         .iam
         .detach_role_policy()
         .role_name(role)
         .policy_arn(arn)
         .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_no_such_entity_exception()) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(call_error(
-            "DetachRolePolicy",
-            &format!("role {role} policy {arn}"),
-            e,
-        )),
-    }
+        .await;
+    gone_is_done(
+        result,
+        "DetachRolePolicy",
+        &format!("{resource} policy {arn}"),
+    )
 }
 
-async fn delete_inline(ctx: &Ctx<'_>, role: &str, name: &str) -> Result<(), DeployError> {
-    match ctx
+/// Deletes an inline policy of `role`; one already gone counts as done.
+pub(crate) async fn delete_inline(
+    ctx: &Ctx<'_>,
+    role: &str,
+    resource: &str,
+    name: &str,
+) -> Result<(), DeployError> {
+    let result = ctx
         .clients
         .iam
         .delete_role_policy()
         .role_name(role)
         .policy_name(name)
         .send()
-        .await
-    {
+        .await;
+    gone_is_done(
+        result,
+        "DeleteRolePolicy",
+        &format!("{resource} policy {name}"),
+    )
+}
+
+/// Deletes `role` itself, its policies already gone; one already deleted counts as deleted.
+pub(crate) async fn delete_role(
+    ctx: &Ctx<'_>,
+    role: &str,
+    resource: &str,
+) -> Result<(), DeployError> {
+    let result = ctx.clients.iam.delete_role().role_name(role).send().await;
+    gone_is_done(result, "DeleteRole", resource)
+}
+
+/// IAM's `NoSuchEntity` on a delete means the work is already done.
+fn gone_is_done<T, E>(
+    result: Result<T, SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>>,
+    call: &'static str,
+    resource: &str,
+) -> Result<(), DeployError>
+where
+    E: std::error::Error
+        + aws_smithy_types::error::metadata::ProvideErrorMetadata
+        + IsNoSuchEntity
+        + Send
+        + Sync
+        + 'static,
+{
+    match result {
         Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_no_such_entity_exception()) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(call_error(
-            "DeleteRolePolicy",
-            &format!("role {role} policy {name}"),
-            e,
-        )),
+        Err(e) if e.as_service_error().is_some_and(IsNoSuchEntity::is_gone) => Ok(()),
+        Err(e) => Err(call_error(call, resource, e)),
     }
 }
+
+/// The delete errors of IAM whose `NoSuchEntity` variant means "already gone".
+pub(crate) trait IsNoSuchEntity {
+    fn is_gone(&self) -> bool;
+}
+
+macro_rules! no_such_entity {
+    ($($error:ty),*) => {$(
+        impl IsNoSuchEntity for $error {
+            fn is_gone(&self) -> bool {
+                self.is_no_such_entity_exception()
+            }
+        }
+    )*};
+}
+no_such_entity!(
+    aws_sdk_iam::operation::detach_role_policy::DetachRolePolicyError,
+    aws_sdk_iam::operation::delete_role_policy::DeleteRolePolicyError,
+    aws_sdk_iam::operation::delete_role::DeleteRoleError
+);
 
 /// Detaches and deletes the role's policies, then the role; one already gone counts as deleted.
 pub(crate) async fn delete(ctx: &Ctx<'_>, c: &Planned<RoleOp>) -> Result<(), DeployError> {
     ctx.say(&format!("deleting role {}", c.name));
+    let resource = format!("role {}", c.name);
     for arn in &c.op.detach {
-        detach(ctx, &c.name, arn).await?;
+        detach(ctx, &c.name, &resource, arn).await?;
     }
     for name in &c.op.delete {
-        delete_inline(ctx, &c.name, name).await?;
+        delete_inline(ctx, &c.name, &resource, name).await?;
     }
-    match ctx
-        .clients
-        .iam
-        .delete_role()
-        .role_name(&c.name)
-        .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_no_such_entity_exception()) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(call_error("DeleteRole", &c.resource, e)),
-    }
+    delete_role(ctx, &c.name, &c.resource).await
 }
 
 /// Decodes the RFC 3986 percent-encoding IAM applies to policy documents in its responses.

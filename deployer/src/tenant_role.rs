@@ -546,48 +546,11 @@ pub(crate) async fn apply(ctx: &Ctx<'_>, c: &Planned<TenantRoleOp>) -> Result<()
 
 /// Detaches and deletes the policies the op names; ones already gone count as done.
 async fn detach_and_delete(ctx: &Ctx<'_>, c: &Planned<TenantRoleOp>) -> Result<(), DeployError> {
-    let iam = &ctx.clients.iam;
     for arn in &c.op.detach {
-        match iam
-            .detach_role_policy()
-            .role_name(&c.name)
-            .policy_arn(arn)
-            .send()
-            .await
-        {
-            Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_no_such_entity_exception()) => {}
-            Err(e) => {
-                return Err(call_error(
-                    "DetachRolePolicy",
-                    &format!("{} policy {arn}", c.resource),
-                    e,
-                ));
-            }
-        }
+        crate::role::detach(ctx, &c.name, &c.resource, arn).await?;
     }
     for policy in &c.op.delete {
-        match iam
-            .delete_role_policy()
-            .role_name(&c.name)
-            .policy_name(policy)
-            .send()
-            .await
-        {
-            Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_no_such_entity_exception()) => {}
-            Err(e) => {
-                return Err(call_error(
-                    "DeleteRolePolicy",
-                    &format!("{} policy {policy}", c.resource),
-                    e,
-                ));
-            }
-        }
+        crate::role::delete_inline(ctx, &c.name, &c.resource, policy).await?;
     }
     Ok(())
 }
@@ -596,23 +559,7 @@ async fn detach_and_delete(ctx: &Ctx<'_>, c: &Planned<TenantRoleOp>) -> Result<(
 pub(crate) async fn delete(ctx: &Ctx<'_>, c: &Planned<TenantRoleOp>) -> Result<(), DeployError> {
     ctx.say(&format!("deleting tenant role {} ({})", c.name, c.reason));
     detach_and_delete(ctx, c).await?;
-    match ctx
-        .clients
-        .iam
-        .delete_role()
-        .role_name(&c.name)
-        .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_no_such_entity_exception()) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(call_error("DeleteRole", &c.resource, e)),
-    }
+    crate::role::delete_role(ctx, &c.name, &c.resource).await
 }
 
 #[cfg(test)]

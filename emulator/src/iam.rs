@@ -58,22 +58,27 @@ impl From<StoreError> for IamError {
 
 impl IntoResponse for IamError {
     fn into_response(self) -> Response {
-        let kind = if self.status.is_server_error() {
-            "Receiver"
-        } else {
-            "Sender"
-        };
-        let body = format!(
-            "<ErrorResponse xmlns=\"{XMLNS}\"><Error><Type>{kind}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
-            self.code,
-            escape(&self.message),
-            uuid::Uuid::new_v4()
-        );
-        xml_response(self.status, body)
+        query_error(XMLNS, self.status, self.code, &self.message)
     }
 }
 
-fn xml_response(status: StatusCode, body: String) -> Response {
+/// The error answer of a Query-protocol service (IAM, STS) in namespace `xmlns`.
+pub(crate) fn query_error(xmlns: &str, status: StatusCode, code: &str, message: &str) -> Response {
+    let kind = if status.is_server_error() {
+        "Receiver"
+    } else {
+        "Sender"
+    };
+    let body = format!(
+        "<ErrorResponse xmlns=\"{xmlns}\"><Error><Type>{kind}</Type><Code>{code}</Code><Message>{}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
+        escape(message),
+        uuid::Uuid::new_v4()
+    );
+    xml_response(status, body)
+}
+
+/// An XML answer of a Query-protocol service.
+pub(crate) fn xml_response(status: StatusCode, body: String) -> Response {
     let mut response = (status, body).into_response();
     response
         .headers_mut()

@@ -10,13 +10,13 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use crate::clock;
-use crate::iam::escape;
+use crate::iam::{escape, xml_response};
 use crate::policy::{self, Caller, Context, Decision};
 use crate::runtime::{CredentialSource, EnvCredentials};
 use crate::server::AppState;
@@ -434,31 +434,12 @@ impl From<StoreError> for StsError {
 
 impl IntoResponse for StsError {
     fn into_response(self) -> Response {
-        let kind = if self.status.is_server_error() {
-            "Receiver"
-        } else {
-            "Sender"
-        };
-        let body = format!(
-            "<ErrorResponse xmlns=\"{XMLNS}\"><Error><Type>{kind}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{}</RequestId></ErrorResponse>",
-            self.code,
-            escape(&self.message),
-            uuid::Uuid::new_v4()
-        );
-        xml(self.status, body)
+        crate::iam::query_error(XMLNS, self.status, self.code, &self.message)
     }
 }
 
-fn xml(status: StatusCode, body: String) -> Response {
-    let mut response = (status, body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"));
-    response
-}
-
 fn ok(action: &str, result: String) -> Response {
-    xml(
+    xml_response(
         StatusCode::OK,
         format!(
             "<{action}Response xmlns=\"{XMLNS}\"><{action}Result>{result}</{action}Result><ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata></{action}Response>",
@@ -786,7 +767,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::AUTHORIZATION,
-            HeaderValue::from_static(
+            axum::http::HeaderValue::from_static(
                 "AWS4-HMAC-SHA256 Credential=ASIAEXAMPLE/20261201/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=abc",
             ),
         );
