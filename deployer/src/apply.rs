@@ -96,8 +96,9 @@ pub enum Step {
     /// Create or update a tenant-scoped function's execution or tenant-data role.
     TenantRole(usize),
     DeleteTenantRole(usize),
-    /// Create a signing key.
+    /// Create or restore a signing key.
     SigningKey(usize),
+    DeleteSigningKey(usize),
 }
 
 /// A step and the steps that must finish before it starts.
@@ -124,7 +125,8 @@ impl Step {
             | Step::DeleteLogGroup(i)
             | Step::DeleteTable(i)
             | Step::DeleteRole(i)
-            | Step::DeleteTenantRole(i) => format!("delete {}", plan.changes[*i].resource),
+            | Step::DeleteTenantRole(i)
+            | Step::DeleteSigningKey(i) => format!("delete {}", plan.changes[*i].resource),
         }
     }
 }
@@ -164,6 +166,7 @@ pub fn graph(plan: &Plan) -> Vec<Node> {
             }),
             (ResourceKind::RestApi, true) => steps.push(Step::DeleteApi(i)),
             (ResourceKind::SigningKey, false) => steps.push(Step::SigningKey(i)),
+            (ResourceKind::SigningKey, true) => steps.push(Step::DeleteSigningKey(i)),
             _ => {
                 if let Op::Api(s) = &c.op {
                     apis.entry(s.api.clone()).or_default().push(i);
@@ -259,6 +262,10 @@ pub fn graph(plan: &Plan) -> Vec<Node> {
                     .copied()
                     .collect(),
                 Step::DeleteLogGroup(_) | Step::DeleteTable(_) => function_deletes.clone(),
+                // No function reads the key once every function is updated or deleted.
+                Step::DeleteSigningKey(_) => {
+                    functions.iter().chain(&function_deletes).copied().collect()
+                }
                 Step::DeleteRole(_) => (0..steps.len()).filter(|j| *j != me).collect(),
             };
             deps.sort_unstable();
@@ -286,7 +293,8 @@ fn step_change(step: &Step) -> usize {
         | Step::DeleteRole(i)
         | Step::TenantRole(i)
         | Step::DeleteTenantRole(i)
-        | Step::SigningKey(i) => *i,
+        | Step::SigningKey(i)
+        | Step::DeleteSigningKey(i) => *i,
         Step::DeleteFunction { change, .. } => *change,
         Step::Api { changes, .. } => changes.first().copied().unwrap_or_default(),
     }
@@ -380,6 +388,13 @@ async fn run(ctx: &Ctx<'_>, plan: &Plan, step: &Step) -> Result<Outcome, StepFai
         Step::SigningKey(i) => {
             let c = typed_or_skip!(*i, SigningKey);
             Box::pin(crate::signing_key::apply(ctx, &c))
+                .await
+                .map_err(fail)?;
+            Ok(one(*i))
+        }
+        Step::DeleteSigningKey(i) => {
+            let c = typed_or_skip!(*i, SigningKey);
+            Box::pin(crate::signing_key::delete(ctx, &c))
                 .await
                 .map_err(fail)?;
             Ok(one(*i))

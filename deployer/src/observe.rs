@@ -39,8 +39,10 @@ pub struct Actual {
     pub rest_apis: Vec<ActualRestApi>,
     /// The execution and tenant-data roles of the stage's tenant-scoped functions.
     pub tenant_roles: Vec<crate::tenant_role::ActualTenantRole>,
-    /// The names of the stage's signing keys that exist (read by [`observe_stage`]).
-    pub signing_keys: Vec<String>,
+    /// The stage's signing keys, live or scheduled for deletion. Read for stacks that declare
+    /// one and for destroy ([`observe_app`]); a stack that never reads a key does not call
+    /// Secrets Manager.
+    pub signing_keys: Vec<crate::signing_key::ActualSigningKey>,
 }
 
 impl Actual {
@@ -70,7 +72,9 @@ pub async fn observe_app(
     stage: &str,
 ) -> Result<Actual, DeployError> {
     let declared: Vec<String> = app.functions.iter().map(|f| f.logical.clone()).collect();
-    observe_declared(clients, &app.name, stage, &declared).await
+    let mut actual = observe_declared(clients, &app.name, stage, &declared).await?;
+    actual.signing_keys = crate::signing_key::observe(clients, &app.name, stage).await?;
+    Ok(actual)
 }
 
 async fn observe_declared(
@@ -153,12 +157,10 @@ pub async fn observe_stage(clients: &Clients, desired: &Desired) -> Result<Actua
     let (queried, scanned) = tokio::try_join!(read_partitions(clients, reads), scans)?;
     actual.partitions = queried;
     actual.partitions.extend(scanned.into_iter().flatten());
-    let keys: Vec<String> = desired
-        .signing_keys
-        .iter()
-        .map(|k| k.name.clone())
-        .collect();
-    actual.signing_keys = crate::signing_key::observe(clients, &keys).await?;
+    if !desired.signing_keys.is_empty() {
+        actual.signing_keys =
+            crate::signing_key::observe(clients, &desired.app, &desired.stage).await?;
+    }
     Ok(actual)
 }
 

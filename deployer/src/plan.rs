@@ -206,7 +206,12 @@ pub fn plan(desired: &Desired, actual: &Actual) -> Plan {
         Op::TenantRole,
     ));
     changes.extend(wrap(
-        crate::signing_key::plan(&desired.signing_keys, &actual.signing_keys),
+        crate::signing_key::plan(
+            &desired.app,
+            &desired.stage,
+            &desired.signing_keys,
+            &actual.signing_keys,
+        ),
         Op::SigningKey,
     ));
     let (tables, fresh) = table::plan(&desired.tables, &actual.tables);
@@ -326,6 +331,10 @@ pub fn plan_destroy(actual: &Actual, app: &str, stage: &str) -> Plan {
             crate::tenant_role::plan_delete(r, "destroying the stage").map(Op::TenantRole)
         }),
     );
+    changes.extend(wrap(
+        crate::signing_key::plan_destroy(&actual.signing_keys),
+        Op::SigningKey,
+    ));
     if let Some(r) = &actual.role {
         changes.push(role::plan_delete(r, "destroying the stage").map(Op::Role));
     }

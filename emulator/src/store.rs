@@ -424,6 +424,13 @@ pub fn put_secret(conn: &Connection, name: &str, document: &str) -> Result<(), S
     Ok(())
 }
 
+/// Every secret's document, in name order.
+pub fn list_secrets(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut stmt = conn.prepare("SELECT document FROM secrets ORDER BY name")?;
+    let rows = stmt.query_map([], |row| row.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 pub fn delete_secret(conn: &Connection, name: &str) -> Result<bool, StoreError> {
     Ok(conn.execute("DELETE FROM secrets WHERE name = ?1", [name])? > 0)
 }

@@ -248,4 +248,58 @@ async fn staff_read_only_their_own_states_inbox_and_bad_tokens_start_nothing() {
     let (again, report) = deploy(&stage, &app, "dev", &packages()).await;
     assert!(!again.has_changes(), "{again}");
     assert_eq!(report.mutating_calls, 0);
+
+    // Destroy schedules the key for deletion: it can no longer be read, and the stage has
+    // nothing left to sign with.
+    let actual = deployer::observe::observe_app(&stage.clients, &app, "dev")
+        .await
+        .expect("observe");
+    let plan = deployer::plan::plan_destroy(&actual, &app.name, "dev");
+    assert!(
+        plan.to_string()
+            .contains("signing key represent/dev/token-signing-key"),
+        "{plan}"
+    );
+    deployer::apply::destroy(&stage.clients, &plan, &crate::support::options(), &|_| {})
+        .await
+        .expect("destroy");
+    deployer::signing_key::read(&stage.clients, "represent/dev/token-signing-key")
+        .await
+        .expect_err("a destroyed stage's key cannot be read");
+    let gone = deployer::observe::observe_app(&stage.clients, &app, "dev")
+        .await
+        .expect("observe");
+    assert!(
+        !deployer::plan::plan_destroy(&gone, &app.name, "dev").has_changes(),
+        "a second destroy has nothing to do"
+    );
+
+    // Deploying the stage again restores the same key, so staff tokens minted before the
+    // destroy still verify.
+    let (restored, _) = deploy(&stage, &app, "dev", &packages()).await;
+    assert!(
+        restored.to_string().contains("restored with its value"),
+        "{restored}"
+    );
+    let same = deployer::signing_key::read(&stage.clients, "represent/dev/token-signing-key")
+        .await
+        .expect("restored");
+    assert_eq!(same, key);
+    let api = deployer::observe::api_urls(
+        &stage.clients,
+        "dev",
+        &deployer::observe::observe(&stage.clients, "represent", "dev")
+            .await
+            .expect("observe"),
+    )["api"]
+        .clone();
+    let (status, body) = http(
+        "GET",
+        &format!("{api}/messages"),
+        &[("Authorization", &tx_token)],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json_of(&body)["state"]["id"], "TX", "{body}");
 }

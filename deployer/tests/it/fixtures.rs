@@ -217,7 +217,11 @@ impl ActualStage {
                 .map(|api| deployed_api(d, api, &slots))
                 .collect(),
             tenant_roles: Vec::new(),
-            signing_keys: d.signing_keys.iter().map(|k| k.name.clone()).collect(),
+            signing_keys: d
+                .signing_keys
+                .iter()
+                .map(|k| deployer::signing_key::ActualSigningKey::live(&k.name))
+                .collect(),
         })
     }
 

@@ -14,6 +14,7 @@ mod plan;
 mod plan_snapshots;
 mod rest_api;
 mod seed;
+mod signing_key;
 mod support;
 mod tenant_role;
 mod transcript;

@@ -138,7 +138,11 @@ pub fn up_to_date(d: &Desired) -> Actual {
         log_groups: Vec::new(),
         rest_apis: Vec::new(),
         tenant_roles: Vec::new(),
-        signing_keys: d.signing_keys.iter().map(|k| k.name.clone()).collect(),
+        signing_keys: d
+            .signing_keys
+            .iter()
+            .map(|k| deployer::signing_key::ActualSigningKey::live(&k.name))
+            .collect(),
     }
 }
 
