@@ -193,42 +193,32 @@ pub async fn connect(ctx: &Ctx<'_>, stage: &Stage, args: &StageArgs) -> anyhow::
     })
 }
 
-/// The SDK clients for `config`; with `verbose`, each reports its calls on stderr.
+/// The SDK clients for `config`; with `verbose`, each reports its calls on stderr. Either way
+/// they carry the deployer's retry policy and mutating-call counter.
 pub fn clients(config: &SdkConfig, verbose: bool) -> crate::Clients {
-    let mut clients = crate::Clients::new(config);
-    if verbose {
-        clients.lambda = aws_sdk_lambda::Client::from_conf(
-            aws_sdk_lambda::config::Builder::from(config)
-                .interceptor(CallLog)
-                .build(),
-        );
-        clients.iam = aws_sdk_iam::Client::from_conf(
-            aws_sdk_iam::config::Builder::from(config)
-                .interceptor(CallLog)
-                .build(),
-        );
-        clients.dynamodb = aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(config)
-                .interceptor(CallLog)
-                .build(),
-        );
-        clients.logs = aws_sdk_cloudwatchlogs::Client::from_conf(
-            aws_sdk_cloudwatchlogs::config::Builder::from(config)
-                .interceptor(CallLog)
-                .build(),
-        );
-        clients.apigateway = aws_sdk_apigateway::Client::from_conf(
-            aws_sdk_apigateway::config::Builder::from(config)
-                .interceptor(CallLog)
-                .build(),
-        );
-        clients.secrets = aws_sdk_secretsmanager::Client::from_conf(
-            aws_sdk_secretsmanager::config::Builder::from(config)
-                .interceptor(CallLog)
-                .build(),
-        );
+    if !verbose {
+        return crate::Clients::new(config);
     }
-    clients
+    macro_rules! logged {
+        ($sdk:ident) => {
+            $sdk::Client::from_conf(
+                $sdk::config::Builder::from(config)
+                    .interceptor(CallLog)
+                    .build(),
+            )
+        };
+    }
+    let retries = crate::clients::Retries::default();
+    crate::Clients::from_clients(
+        logged!(aws_sdk_lambda),
+        logged!(aws_sdk_iam),
+        logged!(aws_sdk_dynamodb),
+        logged!(aws_sdk_cloudwatchlogs),
+        logged!(aws_sdk_apigateway),
+        config.endpoint_url().map(str::to_string),
+        retries,
+    )
+    .with_secrets(logged!(aws_sdk_secretsmanager), retries)
 }
 
 /// `-v`: one stderr line per HTTP attempt, `Lambda.GetFunction GET http://... -> 200 (3.1 ms)`.
@@ -374,6 +364,24 @@ async fn check_aws(ctx: &Ctx<'_>, config: &SdkConfig, stage: &str) -> anyhow::Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verbose_clients_retry_as_the_quiet_ones_do() {
+        let config = SdkConfig::builder()
+            .region(Region::new("us-east-1"))
+            .behavior_version(BehaviorVersion::latest())
+            .build();
+        let want = crate::clients::Retries::default().max_attempts;
+        for verbose in [false, true] {
+            let c = clients(&config, verbose);
+            let attempts = [
+                c.lambda.config().retry_config().map(|r| r.max_attempts()),
+                c.iam.config().retry_config().map(|r| r.max_attempts()),
+                c.secrets.config().retry_config().map(|r| r.max_attempts()),
+            ];
+            assert_eq!(attempts, [Some(want); 3], "verbose: {verbose}");
+        }
+    }
 
     #[test]
     fn endpoint_urls_are_checked_before_any_call() {
