@@ -143,7 +143,15 @@ async fn a_path_like_tenant_id_never_becomes_a_path() {
         },
     )
     .await;
-    let tenant = "../../x";
+    // A name nobody else uses, so a file another run left next to the state directory
+    // cannot be mistaken for one this tenant created.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_nanos();
+    let leaf = format!("escape-{}-{nanos}", std::process::id());
+    let tenant = format!("../../{leaf}");
+    let tenant = tenant.as_str();
     let answer = invoke(
         &lambda,
         "iso",
@@ -161,8 +169,8 @@ async fn a_path_like_tenant_id_never_becomes_a_path() {
         for entry in std::fs::read_dir(&path).expect("read state dir") {
             let entry = entry.expect("dir entry");
             assert_ne!(
-                entry.file_name(),
-                "x",
+                entry.file_name().to_string_lossy(),
+                leaf,
                 "a path was built from the tenant id"
             );
             if entry.file_type().expect("file type").is_dir() {
@@ -170,7 +178,7 @@ async fn a_path_like_tenant_id_never_becomes_a_path() {
             }
         }
     }
-    let outside = dir.path().parent().expect("temp root").join("x");
+    let outside = dir.path().parent().expect("temp root").join(&leaf);
     assert!(
         !outside.exists(),
         "nothing was created next to the state directory"
