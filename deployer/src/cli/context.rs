@@ -227,6 +227,11 @@ pub fn clients(config: &SdkConfig, verbose: bool) -> crate::Clients {
                 .interceptor(CallLog)
                 .build(),
         );
+        clients.cloudtrail = Some(aws_sdk_cloudtrail::Client::from_conf(
+            aws_sdk_cloudtrail::config::Builder::from(config)
+                .interceptor(CallLog)
+                .build(),
+        ));
     }
     clients
 }

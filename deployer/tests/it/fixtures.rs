@@ -218,6 +218,7 @@ impl ActualStage {
                 .collect(),
             tenant_roles: Vec::new(),
             signing_keys: d.signing_keys.iter().map(|k| k.name.clone()).collect(),
+            trail: None,
         })
     }
 

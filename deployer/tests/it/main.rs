@@ -16,5 +16,6 @@ mod rest_api;
 mod seed;
 mod support;
 mod tenant_role;
+mod trail;
 mod transcript;
 mod validate;

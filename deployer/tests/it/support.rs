@@ -139,6 +139,7 @@ pub fn up_to_date(d: &Desired) -> Actual {
         rest_apis: Vec::new(),
         tenant_roles: Vec::new(),
         signing_keys: d.signing_keys.iter().map(|k| k.name.clone()).collect(),
+        trail: None,
     }
 }
 
