@@ -204,7 +204,10 @@ fn observed_selectors(selectors: &[AdvancedEventSelector]) -> Vec<Vec<FieldSelec
 /// Finds the stage's store: ListEventDataStores (the SDK's paginator) by name, then
 /// GetEventDataStore for its selectors and status and ListTags for its owner. A store pending
 /// deletion counts as gone; one named like the stage's but tagged for another app or stage is
-/// not the stage's. `None` without reading when the clients have no CloudTrail client.
+/// not the stage's. `None` without reading when the clients have no CloudTrail client, and when
+/// CloudTrail refuses the listing as access denied: every deploy observes the store, and an app
+/// that does not audit must not need CloudTrail permissions (one that does is refused at
+/// CreateEventDataStore, with AWS's sentence).
 pub async fn observe(
     clients: &Clients,
     app: &str,
@@ -218,7 +221,11 @@ pub async fn observe(
     let mut pages = cloudtrail.list_event_data_stores().into_paginator().send();
     let mut arns = Vec::new();
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| call_error("ListEventDataStores", &resource, e))?;
+        let page = match page {
+            Ok(page) => page,
+            Err(e) if is_access_denied(&e) => return Ok(None),
+            Err(e) => return Err(call_error("ListEventDataStores", &resource, e)),
+        };
         arns.extend(
             page.event_data_stores()
                 .iter()
@@ -284,6 +291,19 @@ pub async fn observe(
         }));
     }
     Ok(None)
+}
+
+/// Whether CloudTrail refused a call for want of permission (IAM's code; CloudTrail has no typed
+/// error for it).
+fn is_access_denied<E: aws_smithy_types::error::metadata::ProvideErrorMetadata>(
+    e: &aws_sdk_cloudtrail::error::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> bool {
+    e.as_service_error()
+        .and_then(|s| s.code())
+        .is_some_and(|code| matches!(code, "AccessDeniedException" | "AccessDenied"))
 }
 
 fn op(d: &DesiredTrail, arn: Option<&str>) -> TrailOp {

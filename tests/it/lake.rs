@@ -103,32 +103,62 @@ async fn a_cross_tenant_attempt_is_read_back_from_cloudtrail_lake() {
     assert_eq!(attempt.action, "dynamodb:Query");
     assert_eq!(attempt.table, TABLE);
     assert_eq!(attempt.partition_keys, ["CA"]);
-    assert_eq!(attempt.tenant.as_deref(), Some("TX"), "read back from the session name");
+    assert_eq!(
+        attempt.tenant.as_deref(),
+        Some("TX"),
+        "read back from the session name"
+    );
     assert!(!attempt.allowed);
     assert!(
-        attempt.reason.as_deref().is_some_and(|r| r.starts_with("AccessDenied: User: arn:aws:sts::")),
+        attempt
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("AccessDenied: User: arn:aws:sts::")),
         "{attempt:?}"
     );
     assert!(attempt.is_cross_tenant());
     assert!(deployer::cli::audit::render(attempt).ends_with("CROSS-TENANT ATTEMPT"));
 
     // Without --denied the allowed TX read is there too, and --tenant CA finds the attempt.
-    let all = read_lake(&stage.clients, &LakeQuery { denied_only: false, ..lake.clone() })
-        .await
-        .expect("the store answers")
-        .expect("a store");
+    let all = read_lake(
+        &stage.clients,
+        &LakeQuery {
+            denied_only: false,
+            ..lake.clone()
+        },
+    )
+    .await
+    .expect("the store answers")
+    .expect("a store");
     assert!(
         all.iter().any(|e| e.allowed && e.partition_keys == ["TX"]),
         "{all:?}"
     );
-    let ca = read_lake(&stage.clients, &LakeQuery { tenant: Some("CA"), ..lake.clone() })
-        .await
-        .expect("the store answers")
-        .expect("a store");
+    let ca = read_lake(
+        &stage.clients,
+        &LakeQuery {
+            tenant: Some("CA"),
+            ..lake.clone()
+        },
+    )
+    .await
+    .expect("the store answers")
+    .expect("a store");
     assert_eq!(ca.len(), 1);
 
     // A redeploy changes nothing, the store included.
     let (again, report) = deploy(&stage, &app, "dev", &packages()).await;
     assert!(!again.has_changes(), "{again}");
     assert_eq!(report.mutating_calls, 0);
+}
+
+#[test]
+fn the_deployer_reads_session_names_as_the_functions_write_them() {
+    for id in ["TX", "a b/c:d", "x=y+z@w", &"long".repeat(30)] {
+        assert_eq!(
+            deployer::trail::session_name(id),
+            represent::data::session_name(id),
+            "{id}"
+        );
+    }
 }

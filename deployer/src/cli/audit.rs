@@ -366,6 +366,54 @@ mod tests {
     }
 
     #[test]
+    fn a_lake_row_is_an_audit_event_with_the_tenant_read_back_from_the_session() {
+        use crate::trail::{COLUMNS, column_name};
+        let row: crate::trail::Row = [
+            (0, "2026-12-01 15:04:23.000"),
+            (1, "GetItem"),
+            (
+                2,
+                "arn:aws:sts::1:assumed-role/represent-dev-counties-data/tenant-TX",
+            ),
+            (
+                3,
+                "arn:aws:iam::1:role/represent/dev/represent-dev-counties-data",
+            ),
+            (4, "represent-dev-data"),
+            (5, r#"{"tenant":"CA","record":"STATE"}"#),
+            (9, "AccessDenied"),
+            (10, "User: ... is not authorized"),
+        ]
+        .into_iter()
+        .map(|(i, v)| (column_name(COLUMNS[i]).to_string(), v.to_string()))
+        .collect();
+        let tenants = vec!["TX".to_string(), "CA".to_string()];
+        let event = from_lake(&row, &tenants).expect("a complete row");
+        assert_eq!(event.time_ms, 1_796_137_463_000);
+        assert_eq!(event.tenant.as_deref(), Some("TX"));
+        assert_eq!(event.action, "dynamodb:GetItem");
+        assert_eq!(event.partition_keys, ["CA"]);
+        assert!(!event.allowed && event.is_cross_tenant());
+        // Without the app's tenants the session name says nothing certain.
+        assert_eq!(from_lake(&row, &[]).expect("a row").tenant, None);
+    }
+
+    #[test]
+    fn a_stage_without_a_store_is_told_how_to_get_one() {
+        let never = no_store("cargo xtask", "prod", false);
+        assert!(never.contains("`.audit_data_events()`"), "{never}");
+        assert!(
+            never.contains("LookupEvents returns management events only"),
+            "{never}"
+        );
+        let not_yet = no_store("cargo xtask", "prod", true);
+        assert!(
+            not_yet.contains("`cargo xtask deploy --stage prod`"),
+            "{not_yet}"
+        );
+    }
+
+    #[test]
     fn tenant_ids_are_encoded_for_the_query_string() {
         assert_eq!(query_value("a b/c+d"), "a%20b%2Fc%2Bd");
     }

@@ -341,3 +341,34 @@ fn an_app_that_audits_without_tables_is_refused_before_any_call() {
         "{errors}"
     );
 }
+
+#[tokio::test]
+async fn a_principal_without_cloudtrail_permissions_sees_no_store() {
+    // Every deploy observes the store; an app that does not audit must not need CloudTrail.
+    let refused = mock!(CloudTrail::list_event_data_stores).then_http_response(|| {
+        aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(400).expect("a status"),
+            aws_smithy_types::body::SdkBody::from(
+                r#"{"__type":"AccessDeniedException","message":"not authorized to perform: cloudtrail:ListEventDataStores"}"#,
+            ),
+        )
+    });
+    let c = with_cloudtrail(&[&refused]);
+    assert_eq!(
+        trail::observe(&c, "represent", "dev")
+            .await
+            .expect("not an error"),
+        None
+    );
+    let other = mock!(CloudTrail::list_event_data_stores).then_http_response(|| {
+        aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(400).expect("a status"),
+            aws_smithy_types::body::SdkBody::from(r#"{"__type":"InvalidNextTokenException"}"#),
+        )
+    });
+    let c = with_cloudtrail(&[&other]);
+    let e = trail::observe(&c, "represent", "dev")
+        .await
+        .expect_err("other refusals fail");
+    assert!(e.to_string().contains("ListEventDataStores"), "{e}");
+}
