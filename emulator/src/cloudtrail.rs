@@ -267,10 +267,9 @@ fn run(
     account: &str,
 ) -> Result<Response, StoreError> {
     let stores = load_all(conn)?;
-    let named = |input: &Input| -> Result<Store, Response> {
-        let id = input.event_data_store.clone().unwrap_or_default();
-        find(&stores, &id).cloned().ok_or_else(|| not_found(&id))
-    };
+    // The store the operation names, if it names one that exists.
+    let id = input.event_data_store.clone().unwrap_or_default();
+    let named = find(&stores, &id).cloned();
     Ok(match operation {
         "CreateEventDataStore" => {
             let name = input.name.clone().unwrap_or_default();
@@ -327,9 +326,9 @@ fn run(
             body["TagsList"] = tags_json(&store.tags);
             ok(body)
         }
-        "GetEventDataStore" => match named(&input) {
-            Ok(store) => ok(store.describe()),
-            Err(refused) => refused,
+        "GetEventDataStore" => match named {
+            Some(store) => ok(store.describe()),
+            None => not_found(&id),
         },
         "ListEventDataStores" => {
             let start: usize = input
@@ -351,9 +350,8 @@ fn run(
             ok(body)
         }
         "UpdateEventDataStore" => {
-            let mut store = match named(&input) {
-                Ok(store) => store,
-                Err(refused) => return Ok(refused),
+            let Some(mut store) = named else {
+                return Ok(not_found(&id));
             };
             if store.status == "PENDING_DELETION" {
                 return Ok(bad_request(
@@ -384,9 +382,8 @@ fn run(
             ok(store.describe())
         }
         "DeleteEventDataStore" => {
-            let mut store = match named(&input) {
-                Ok(store) => store,
-                Err(refused) => return Ok(refused),
+            let Some(mut store) = named else {
+                return Ok(not_found(&id));
             };
             if store.termination_protection {
                 return Ok(bad_request(
