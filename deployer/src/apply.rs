@@ -99,6 +99,9 @@ pub enum Step {
     /// Create or restore a signing key.
     SigningKey(usize),
     DeleteSigningKey(usize),
+    /// Create or update the stage's data-events store.
+    Trail(usize),
+    DeleteTrail(usize),
 }
 
 /// A step and the steps that must finish before it starts.
@@ -120,11 +123,13 @@ impl Step {
             | Step::LogGroup(i)
             | Step::SigningKey(i)
             | Step::Function(i)
+            | Step::Trail(i)
             | Step::TenantRole(i) => plan.changes[*i].resource.clone(),
             Step::DeleteApi(i)
             | Step::DeleteLogGroup(i)
             | Step::DeleteTable(i)
             | Step::DeleteRole(i)
+            | Step::DeleteTrail(i)
             | Step::DeleteTenantRole(i)
             | Step::DeleteSigningKey(i) => format!("delete {}", plan.changes[*i].resource),
         }
@@ -167,6 +172,8 @@ pub fn graph(plan: &Plan) -> Vec<Node> {
             (ResourceKind::RestApi, true) => steps.push(Step::DeleteApi(i)),
             (ResourceKind::SigningKey, false) => steps.push(Step::SigningKey(i)),
             (ResourceKind::SigningKey, true) => steps.push(Step::DeleteSigningKey(i)),
+            (ResourceKind::EventDataStore, false) => steps.push(Step::Trail(i)),
+            (ResourceKind::EventDataStore, true) => steps.push(Step::DeleteTrail(i)),
             _ => {
                 if let Op::Api(s) = &c.op {
                     apis.entry(s.api.clone()).or_default().push(i);
@@ -207,9 +214,13 @@ pub fn graph(plan: &Plan) -> Vec<Node> {
         .enumerate()
         .map(|(me, step)| {
             let mut deps: Vec<usize> = match step {
-                Step::Role(_) | Step::Table(_) | Step::LogGroup(_) | Step::SigningKey(_) => {
-                    Vec::new()
-                }
+                Step::Role(_)
+                | Step::Table(_)
+                | Step::LogGroup(_)
+                | Step::SigningKey(_)
+                | Step::DeleteTrail(_) => Vec::new(),
+                // The table ARNs it records name the account of the stage's role.
+                Step::Trail(_) => roles.iter().chain(&tables).copied().collect(),
                 // The stage's role names the account; a data role trusts its execution role.
                 Step::TenantRole(i) => {
                     let mut d = roles.clone();
@@ -293,6 +304,8 @@ fn step_change(step: &Step) -> usize {
         | Step::DeleteRole(i)
         | Step::TenantRole(i)
         | Step::DeleteTenantRole(i)
+        | Step::Trail(i)
+        | Step::DeleteTrail(i)
         | Step::SigningKey(i)
         | Step::DeleteSigningKey(i) => *i,
         Step::DeleteFunction { change, .. } => *change,
@@ -395,6 +408,13 @@ async fn run(ctx: &Ctx<'_>, plan: &Plan, step: &Step) -> Result<Outcome, StepFai
         Step::DeleteSigningKey(i) => {
             let c = typed_or_skip!(*i, SigningKey);
             Box::pin(crate::signing_key::delete(ctx, &c))
+                .await
+                .map_err(fail)?;
+            Ok(one(*i))
+        }
+        Step::Trail(i) | Step::DeleteTrail(i) => {
+            let c = typed_or_skip!(*i, Trail);
+            Box::pin(crate::trail::apply(ctx, &plan.app, &plan.stage, &c))
                 .await
                 .map_err(fail)?;
             Ok(one(*i))

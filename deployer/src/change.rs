@@ -46,6 +46,8 @@ pub enum ResourceKind {
     RequestValidator,
     /// A per-stage secret the functions read at init, such as a token signing key.
     SigningKey,
+    /// The stage's CloudTrail Lake event data store of its tables' data events.
+    EventDataStore,
 }
 
 /// One planned change to one resource, with `op`: what apply sends for it.

@@ -31,6 +31,9 @@ pub struct Clients {
     pub apigateway: aws_sdk_apigateway::Client,
     /// Secrets Manager, for the stage's signing keys ([`crate::signing_key`]).
     pub secrets: aws_sdk_secretsmanager::Client,
+    /// CloudTrail, for the stage's data-events store ([`crate::trail`]); `None` for clients
+    /// that never read or write one (mocked clients that do not mock CloudTrail).
+    pub cloudtrail: Option<aws_sdk_cloudtrail::Client>,
     /// The endpoint every call goes to when it is not AWS's (an emulator): REST API invoke URLs
     /// are then paths on it. The SDK's service configs do not expose it, so it is kept here.
     pub endpoint_url: Option<String>,
@@ -421,6 +424,18 @@ impl Clients {
             retries,
         )
         .with_secrets(aws_sdk_secretsmanager::Client::new(config), retries)
+        .with_cloudtrail(aws_sdk_cloudtrail::Client::new(config), retries)
+    }
+
+    /// Sets the CloudTrail client (a mocked one in tests), equipped like the others.
+    pub fn with_cloudtrail(
+        mut self,
+        cloudtrail: aws_sdk_cloudtrail::Client,
+        retries: Retries,
+    ) -> Self {
+        let counter = self.mutating_calls.clone();
+        self.cloudtrail = Some(equip!(cloudtrail, aws_sdk_cloudtrail, retries, counter));
+        self
     }
 
     /// Sets the Secrets Manager client (a mocked one in tests), equipped like the others.
@@ -461,6 +476,7 @@ impl Clients {
             logs: equip!(logs, aws_sdk_cloudwatchlogs, retries, counter),
             secrets: equip!(secrets, aws_sdk_secretsmanager, retries, counter),
             apigateway: equip!(apigateway, aws_sdk_apigateway, retries, counter),
+            cloudtrail: None,
             endpoint_url,
             mutating_calls: counter,
             max_attempts: retries.max_attempts.max(1),

@@ -34,6 +34,8 @@ pub struct Desired {
     pub tenant_roles: Vec<crate::tenant_role::DesiredTenantRole>,
     /// The stage's signing keys (secrets the functions read at init).
     pub signing_keys: Vec<crate::signing_key::DesiredSigningKey>,
+    /// The CloudTrail Lake store of the tables' data events, when the app audits them.
+    pub trail: Option<crate::trail::DesiredTrail>,
 }
 
 impl Desired {
@@ -148,5 +150,6 @@ fn resolve(
             Some(_) => crate::tenant_role::resolve(&app.name, stage, &app.functions),
             None => Vec::new(),
         },
+        trail: crate::trail::resolve(app, stage),
     })
 }

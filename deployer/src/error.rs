@@ -209,6 +209,10 @@ pub enum StackError {
         functions.join(", ")
     )]
     AuthorizerFunctionsDiffer { api: String, functions: Vec<String> },
+    #[error(
+        "app `{app}` audits data events but declares no table; declare a table with `.table(..)` or drop `.audit_data_events()`"
+    )]
+    AuditWithoutTables { app: String },
 }
 
 /// Every problem found in a stack. Its `Display` lists each one on its own line.

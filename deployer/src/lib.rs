@@ -43,6 +43,7 @@ pub mod table;
 pub mod tenant;
 pub mod tenant_role;
 pub mod tools;
+pub mod trail;
 pub mod watch;
 
 pub use apply::{ApplyFailure, ApplyOptions, ApplyReport, apply, destroy};

@@ -43,6 +43,9 @@ pub struct Actual {
     /// one and for destroy ([`observe_app`]); a stack that never reads a key does not call
     /// Secrets Manager.
     pub signing_keys: Vec<crate::signing_key::ActualSigningKey>,
+    /// The stage's CloudTrail Lake store of data events (read when the clients have a
+    /// CloudTrail client).
+    pub trail: Option<crate::trail::ActualTrail>,
 }
 
 impl Actual {
@@ -84,11 +87,12 @@ async fn observe_declared(
     declared: &[String],
 ) -> Result<Actual, DeployError> {
     let role_name = names::role_name(app, stage);
-    let (functions, role, tables, tenant_roles) = tokio::try_join!(
+    let (functions, role, tables, tenant_roles, trail) = tokio::try_join!(
         function::observe(clients, app, stage),
         role::observe_role(clients, &role_name),
         table::observe(clients, app, stage),
         crate::tenant_role::observe(clients, app, stage),
+        crate::trail::observe(clients, app, stage),
     )?;
     let (log_groups, rest_apis) = tokio::try_join!(
         log_group::observe(clients, app, stage, &functions, declared),
@@ -103,6 +107,7 @@ async fn observe_declared(
         rest_apis,
         tenant_roles,
         signing_keys: Vec::new(),
+        trail,
     })
 }
 

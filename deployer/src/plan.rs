@@ -35,6 +35,7 @@ pub enum Op {
     Api(ApiStep),
     TenantRole(crate::tenant_role::TenantRoleOp),
     SigningKey(crate::signing_key::SigningKeyOp),
+    Trail(crate::trail::TrailOp),
 }
 
 /// One planned change and the operation apply sends for it.
@@ -279,6 +280,10 @@ pub fn plan(desired: &Desired, actual: &Actual) -> Plan {
         rest_api::plan_rest_apis(&desired.rest_apis, &actual.rest_apis, &targets),
         Op::Api,
     ));
+    changes.extend(wrap(
+        crate::trail::plan(desired.trail.as_ref(), actual.trail.as_ref()),
+        Op::Trail,
+    ));
     Plan {
         app: app.to_string(),
         stage: stage.to_string(),
@@ -335,6 +340,9 @@ pub fn plan_destroy(actual: &Actual, app: &str, stage: &str) -> Plan {
         crate::signing_key::plan_destroy(&actual.signing_keys),
         Op::SigningKey,
     ));
+    if let Some(t) = &actual.trail {
+        changes.push(crate::trail::plan_delete(t, "destroying the stage").map(Op::Trail));
+    }
     if let Some(r) = &actual.role {
         changes.push(role::plan_delete(r, "destroying the stage").map(Op::Role));
     }

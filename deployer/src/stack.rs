@@ -20,6 +20,9 @@ pub struct App {
     pub tables: Vec<Table>,
     pub rest_apis: Vec<RestApi>,
     pub stages: Vec<Stage>,
+    /// Whether each stage records its tables' DynamoDB data events in a CloudTrail Lake event
+    /// data store ([`App::audit_data_events`]).
+    pub audit_data_events: bool,
 }
 
 impl App {
@@ -31,6 +34,7 @@ impl App {
             tables: Vec::new(),
             rest_apis: Vec::new(),
             stages: Vec::new(),
+            audit_data_events: false,
         }
     }
 
@@ -59,6 +63,15 @@ impl App {
 
     pub fn stage(mut self, stage: Stage) -> Self {
         self.stages.push(stage);
+        self
+    }
+
+    /// Records every data call on the stack's tables (who read or wrote which partition,
+    /// allowed or refused) in a CloudTrail Lake event data store per stage,
+    /// `{app}-{stage}-data-events`, which `audit` reads. CloudTrail Lake bills what it
+    /// ingests: every read and write of the tables is an event.
+    pub fn audit_data_events(mut self) -> Self {
+        self.audit_data_events = true;
         self
     }
 
@@ -228,6 +241,11 @@ pub fn validate(app: &App, stage: &str) -> Result<(), StackErrors> {
     crate::function::validate(&app.name, stage, &app.functions, &app.tables, &mut errors);
     crate::tenant_role::validate(&app.name, stage, &app.functions, &mut errors);
     crate::rest_api::validate_rest_apis(&app.rest_apis, &app.functions, &mut errors);
+    if app.audit_data_events && app.tables.is_empty() {
+        errors.push(StackError::AuditWithoutTables {
+            app: app.name.clone(),
+        });
+    }
 
     if errors.is_empty() {
         Ok(())

@@ -9,6 +9,7 @@ mod apigateway;
 mod audit;
 mod aws_json;
 pub mod clock;
+mod cloudtrail;
 mod cloudwatch_logs;
 mod dynamodb;
 pub mod faults;

@@ -99,6 +99,9 @@ async fn root_post(State(app): State<Arc<AppState>>, headers: HeaderMap, body: B
             Some(("secretsmanager", operation)) => {
                 crate::secretsmanager::handle(app, operation, &body).await
             }
+            Some(("CloudTrail_20131101", operation)) => {
+                crate::cloudtrail::handle(app, operation, &body).await
+            }
             _ => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "UnknownOperationException",

@@ -217,6 +217,11 @@ impl Store {
                 path: path.to_path_buf(),
                 source,
             })?;
+        conn.execute_batch(crate::cloudtrail::SCHEMA)
+            .map_err(|source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Ok(Store {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),

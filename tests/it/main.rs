@@ -5,5 +5,6 @@ mod credentials;
 mod deploy;
 mod faults;
 mod gateway;
+mod lake;
 mod support;
 mod watch;

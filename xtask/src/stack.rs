@@ -18,6 +18,9 @@ pub fn represent() -> App {
         .table(Table::new("data"))
         // Constituents' messages to their state's offices, one partition per state, newest first.
         .table(Table::new("messages"))
+        // Every read and write of those tables, allowed or refused, in a CloudTrail Lake store per
+        // stage, which `cargo xtask audit` reads: cross-tenant attempts are visible on AWS too.
+        .audit_data_events()
         .function(
             Function::new("representatives")
                 .description("A state's senators and House seats")

@@ -2,10 +2,13 @@
 //! principal, its tenant tag, action, table, partition keys, allowed or denied), with every
 //! denied call on a partition other than the caller's tenant flagged as a cross-tenant attempt.
 //!
-//! On the emulator the audit is its own (`GET /_emulator/audit`). On AWS stages the equivalent
-//! records are CloudTrail data events, which `LookupEvents` does not return (it serves
-//! management events only): they need a trail delivering to S3 or CloudTrail Lake, so the
-//! command says where to look instead of pretending there is nothing.
+//! Two sources. A stage whose app audits data events (`App::audit_data_events`) has a
+//! CloudTrail Lake event data store of its tables' DynamoDB data events, which the command
+//! queries with SQL (`--source lake`, the default for such a stage, on AWS and on the emulator
+//! alike). On the emulator, the emulator's own audit (`GET /_emulator/audit`, `--source
+//! emulator`, the default without a store) also carries the session's `tenant` tag, which
+//! CloudTrail does not record. An AWS stage without a store gets a sentence saying how to enable
+//! one.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -19,12 +22,38 @@ use super::output::{OutputFormat, outln, print_json};
 use super::{Ctx, Outcome};
 use crate::stack::Target;
 
-/// What the command says on an AWS stage, in one sentence.
-pub const AWS_COVERAGE: &str = "on AWS stages the audit of data calls is in CloudTrail data \
-    events, which LookupEvents does not return (management events only): enable a trail with \
-    DynamoDB data events for the stage's tables delivering to S3 or CloudTrail Lake and query \
-    it there (a refused call has errorCode AccessDenied); this command reads the emulator's \
-    audit only";
+/// What the Lake source covers and what it does not, printed beside its results.
+pub const LAKE_COVERAGE: &str = "read from CloudTrail Lake: the DynamoDB data events of the \
+    stage's tables (item reads and writes, allowed or refused with errorCode AccessDenied), by \
+    any principal; on AWS they arrive minutes after the call. Not covered: the session's tenant \
+    tag (CloudTrail does not record session tags; the tenant is read back from the session name \
+    `tenant-<id>` when exactly one of the app's tenants has that name), the partition of Scan, \
+    BatchGetItem, BatchWriteItem and transactions (only GetItem, PutItem, UpdateItem, DeleteItem \
+    keys and a Query's key condition carry one), and calls on anything but the stage's tables";
+
+/// What the command says when the stage has no data-events store to read.
+pub fn no_store(bin: &str, stage: &str, enabled: bool) -> String {
+    if enabled {
+        format!(
+            "stage {stage} has no CloudTrail Lake store of data events yet: deploy it first (`{bin} deploy --stage {stage}`), which creates it"
+        )
+    } else {
+        format!(
+            "stage {stage} records no data events: CloudTrail's LookupEvents returns management events only, so enable the stage's CloudTrail Lake store with `.audit_data_events()` on the app in the stack and deploy; events are recorded from then on"
+        )
+    }
+}
+
+/// Where the audit is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Source {
+    /// Lake when the app audits data events, the emulator's own audit otherwise
+    Auto,
+    /// The stage's CloudTrail Lake event data store (AWS or the emulator)
+    Lake,
+    /// The emulator's own audit, which also records each session's tenant tag
+    Emulator,
+}
 
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
@@ -39,6 +68,13 @@ pub struct AuditArgs {
     /// Only refused calls
     #[arg(long)]
     pub denied: bool,
+    /// Where to read: `lake` (the stage's CloudTrail Lake store), `emulator` (the emulator's
+    /// own audit), or `auto`: Lake when the app audits data events
+    #[arg(long, value_enum, default_value = "auto")]
+    pub source: Source,
+    /// How long to wait for a CloudTrail Lake query to finish: a number and a unit (`2m`)
+    #[arg(long, default_value = "5m", value_parser = parse_since)]
+    pub wait: Duration,
 }
 
 /// One audited call, as the emulator reports it.
@@ -125,9 +161,116 @@ pub async fn run(ctx: &Ctx<'_>, args: AuditArgs) -> Outcome {
             return Err(ctx.app.unknown_tenant(tenant));
         }
     }
-    if matches!(stage.target, Target::Aws { .. }) {
-        bail!("{AWS_COVERAGE}");
+    let on_aws = matches!(stage.target, Target::Aws { .. });
+    let enabled = ctx.app.stack.audit_data_events;
+    let source = match args.source {
+        Source::Auto if enabled => Source::Lake,
+        Source::Auto if on_aws => bail!("{}", no_store(&ctx.app.bin_name, &stage.name, false)),
+        Source::Auto => Source::Emulator,
+        Source::Emulator if on_aws => bail!(
+            "stage {} is on AWS, where there is no emulator audit; read its CloudTrail Lake store with `--source lake`",
+            stage.name
+        ),
+        other => other,
+    };
+    let events = match source {
+        Source::Lake => lake_events(ctx, stage, &args, enabled).await?,
+        _ => emulator_events(ctx, &args).await?,
+    };
+    print(&args, &events, source == Source::Lake)
+}
+
+/// Reads the stage's CloudTrail Lake store: StartQuery, then the results once it finished.
+async fn lake_events(
+    ctx: &Ctx<'_>,
+    stage: &crate::stack::Stage,
+    args: &AuditArgs,
+    enabled: bool,
+) -> anyhow::Result<Vec<AuditEvent>> {
+    let target = context::connect(ctx, stage, &args.stage).await?;
+    let query = LakeQuery {
+        app: &ctx.app.stack.name,
+        stage: &stage.name,
+        tenants: &ctx.app.tenants,
+        since_ms: since_ms(args.since),
+        denied_only: args.denied,
+        tenant: args.tenant.as_deref(),
+        wait: args.wait,
+    };
+    match read_lake(&target.clients, &query).await? {
+        Some(events) => Ok(events),
+        None => bail!("{}", no_store(&ctx.app.bin_name, &stage.name, enabled)),
     }
+}
+
+/// What to read from a stage's Lake store.
+#[derive(Debug, Clone)]
+pub struct LakeQuery<'a> {
+    pub app: &'a str,
+    pub stage: &'a str,
+    /// The app's tenants, which session names are read back against.
+    pub tenants: &'a [String],
+    pub since_ms: i64,
+    pub denied_only: bool,
+    /// Only calls by this tenant's sessions or on its partition.
+    pub tenant: Option<&'a str>,
+    /// How long the query may take.
+    pub wait: Duration,
+}
+
+/// The audit events of the stage's CloudTrail Lake store, oldest first; `None` when the
+/// stage has no store.
+pub async fn read_lake(
+    clients: &crate::Clients,
+    q: &LakeQuery<'_>,
+) -> anyhow::Result<Option<Vec<AuditEvent>>> {
+    let Some(store) = crate::trail::observe(clients, q.app, q.stage).await? else {
+        return Ok(None);
+    };
+    let sql = crate::trail::audit_query(store.id(), q.since_ms, q.denied_only);
+    let rows =
+        crate::trail::query(clients, &store.arn, &sql, q.wait, Duration::from_secs(1)).await?;
+    Ok(Some(
+        rows.iter()
+            .filter_map(|row| from_lake(row, q.tenants))
+            .filter(|e| {
+                q.tenant.is_none_or(|t| {
+                    e.tenant.as_deref() == Some(t) || e.partition_keys.iter().any(|k| k == t)
+                })
+            })
+            .collect(),
+    ))
+}
+
+/// One Lake row as an audit event; `None` for a row without its time or principal.
+pub fn from_lake(row: &crate::trail::Row, tenants: &[String]) -> Option<AuditEvent> {
+    use crate::trail::COLUMNS;
+    let get = |i: usize| {
+        row.get(crate::trail::column_name(COLUMNS[i]))
+            .filter(|v| !v.is_empty() && v.as_str() != "null")
+            .cloned()
+    };
+    let principal = get(2)?;
+    let session = principal.rsplit('/').next().unwrap_or_default();
+    let error = get(9);
+    Some(AuditEvent {
+        time_ms: crate::trail::parse_lake_time(&get(0)?)?,
+        tenant: crate::trail::tenant_from_session(session, tenants).map(str::to_string),
+        principal,
+        role_arn: get(3).unwrap_or_default(),
+        action: format!("dynamodb:{}", get(1).unwrap_or_default()),
+        table: get(4).unwrap_or_default(),
+        partition_keys: crate::trail::partition_keys(row, crate::names::PARTITION_KEY),
+        allowed: error.is_none(),
+        reason: error.map(|code| match get(10) {
+            Some(message) => format!("{code}: {message}"),
+            None => code,
+        }),
+    })
+}
+
+/// Reads the emulator's own audit.
+async fn emulator_events(ctx: &Ctx<'_>, args: &AuditArgs) -> anyhow::Result<Vec<AuditEvent>> {
     let endpoint = match &args.stage.endpoint_url {
         Some(url) => url.clone(),
         None => super::emulator_cmd::ensure_running(ctx.app).await?,
@@ -161,10 +304,13 @@ pub async fn run(ctx: &Ctx<'_>, args: AuditArgs) -> Outcome {
         );
     };
     let page: AuditPage = serde_json::from_str(&body)?;
+    Ok(page.events)
+}
+
+fn print(args: &AuditArgs, events: &[AuditEvent], lake: bool) -> Outcome {
     match args.stage.output {
         OutputFormat::Json => {
-            let rows: Vec<Row> = page
-                .events
+            let rows: Vec<Row> = events
                 .iter()
                 .map(|event| Row {
                     event,
@@ -175,15 +321,18 @@ pub async fn run(ctx: &Ctx<'_>, args: AuditArgs) -> Outcome {
             print_json(&rows)?;
         }
         OutputFormat::Text => {
-            for event in &page.events {
+            for event in events {
                 outln!("{}", render(event))?;
             }
-            let attempts = page.events.iter().filter(|e| e.is_cross_tenant()).count();
+            let attempts = events.iter().filter(|e| e.is_cross_tenant()).count();
             eprintln!(
                 "{} call(s), {} cross-tenant attempt(s)",
-                page.events.len(),
+                events.len(),
                 attempts
             );
+            if lake {
+                eprintln!("{LAKE_COVERAGE}");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -214,6 +363,54 @@ mod tests {
         assert!(!event(Some("TX"), &["CA"], true).is_cross_tenant());
         assert!(!event(None, &["CA"], false).is_cross_tenant());
         assert!(render(&event(Some("TX"), &["CA"], false)).ends_with("CROSS-TENANT ATTEMPT"));
+    }
+
+    #[test]
+    fn a_lake_row_is_an_audit_event_with_the_tenant_read_back_from_the_session() {
+        use crate::trail::{COLUMNS, column_name};
+        let row: crate::trail::Row = [
+            (0, "2026-12-01 15:04:23.000"),
+            (1, "GetItem"),
+            (
+                2,
+                "arn:aws:sts::1:assumed-role/represent-dev-counties-data/tenant-TX",
+            ),
+            (
+                3,
+                "arn:aws:iam::1:role/represent/dev/represent-dev-counties-data",
+            ),
+            (4, "represent-dev-data"),
+            (5, r#"{"tenant":"CA","record":"STATE"}"#),
+            (9, "AccessDenied"),
+            (10, "User: ... is not authorized"),
+        ]
+        .into_iter()
+        .map(|(i, v)| (column_name(COLUMNS[i]).to_string(), v.to_string()))
+        .collect();
+        let tenants = vec!["TX".to_string(), "CA".to_string()];
+        let event = from_lake(&row, &tenants).expect("a complete row");
+        assert_eq!(event.time_ms, 1_796_137_463_000);
+        assert_eq!(event.tenant.as_deref(), Some("TX"));
+        assert_eq!(event.action, "dynamodb:GetItem");
+        assert_eq!(event.partition_keys, ["CA"]);
+        assert!(!event.allowed && event.is_cross_tenant());
+        // Without the app's tenants the session name says nothing certain.
+        assert_eq!(from_lake(&row, &[]).expect("a row").tenant, None);
+    }
+
+    #[test]
+    fn a_stage_without_a_store_is_told_how_to_get_one() {
+        let never = no_store("cargo xtask", "prod", false);
+        assert!(never.contains("`.audit_data_events()`"), "{never}");
+        assert!(
+            never.contains("LookupEvents returns management events only"),
+            "{never}"
+        );
+        let not_yet = no_store("cargo xtask", "prod", true);
+        assert!(
+            not_yet.contains("`cargo xtask deploy --stage prod`"),
+            "{not_yet}"
+        );
     }
 
     #[test]

@@ -219,6 +219,7 @@ pub fn clients(config: &SdkConfig, verbose: bool) -> crate::Clients {
         retries,
     )
     .with_secrets(logged!(aws_sdk_secretsmanager), retries)
+    .with_cloudtrail(logged!(aws_sdk_cloudtrail), retries)
 }
 
 /// `-v`: one stderr line per HTTP attempt, `Lambda.GetFunction GET http://... -> 200 (3.1 ms)`.

@@ -222,6 +222,7 @@ impl ActualStage {
                 .iter()
                 .map(|k| deployer::signing_key::ActualSigningKey::live(&k.name))
                 .collect(),
+            trail: None,
         })
     }
 

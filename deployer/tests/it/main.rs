@@ -17,5 +17,6 @@ mod seed;
 mod signing_key;
 mod support;
 mod tenant_role;
+mod trail;
 mod transcript;
 mod validate;

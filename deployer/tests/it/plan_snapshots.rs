@@ -118,3 +118,39 @@ fn seed_change_writes_only_the_tenants_that_differ() {
         .build();
     expect_file!["snapshots/seed_change.txt"].assert_eq(&views(&after, &actual));
 }
+
+/// The stage's desired state with its data-events store, recording the `data` table.
+fn audited() -> Desired {
+    let mut d = StackBuilder::represent().desired();
+    let app = deployer::App::new("represent")
+        .table(deployer::Table::new("data"))
+        .audit_data_events()
+        .stage(deployer::Stage::aws("dev"));
+    d.trail = deployer::trail::resolve(&app, "dev");
+    d
+}
+
+#[test]
+fn audit_store_is_created_for_an_app_that_audits_data_events() {
+    let d = audited();
+    let actual = ActualStage::deployed(&d).build();
+    expect_file!["snapshots/audit_store.txt"].assert_eq(&views(&d, &actual));
+}
+
+#[test]
+fn audit_store_whose_settings_drifted_is_updated_in_place() {
+    let d = audited();
+    let mut actual = ActualStage::deployed(&d).build();
+    actual.trail = Some(deployer::trail::ActualTrail {
+        name: "represent-dev-data-events".into(),
+        arn: "arn:aws:cloudtrail:us-east-1:123456789012:eventdatastore/eds-1".into(),
+        status: "ENABLED".into(),
+        selectors: Vec::new(),
+        multi_region: true,
+        organization: false,
+        termination_protection: true,
+        retention_days: Some(2557),
+        tags: Default::default(),
+    });
+    expect_file!["snapshots/audit_store_drift.txt"].assert_eq(&views(&d, &actual));
+}

@@ -143,6 +143,7 @@ pub fn up_to_date(d: &Desired) -> Actual {
             .iter()
             .map(|k| deployer::signing_key::ActualSigningKey::live(&k.name))
             .collect(),
+        trail: None,
     }
 }
 

@@ -118,6 +118,31 @@ fn decide(
         }
     }
     audit::record(conn, &events)?;
+    let key_names = |table: &str| -> Vec<String> {
+        load_table(conn, table)
+            .ok()
+            .flatten()
+            .map(|t| {
+                let schema = &t.definition.key_schema;
+                std::iter::once(schema.hash.name.clone())
+                    .chain(schema.range.as_ref().map(|r| r.name.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let keys: HashMap<String, Vec<String>> = events
+        .iter()
+        .map(|e| (e.table.clone(), key_names(&e.table)))
+        .collect();
+    crate::cloudtrail::record(
+        conn,
+        &events,
+        session,
+        operation,
+        request,
+        region,
+        &|table| keys.get(table).cloned().unwrap_or_default(),
+    )?;
     Ok(refusal)
 }
 
