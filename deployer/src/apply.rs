@@ -98,6 +98,8 @@ pub enum Step {
     DeleteTenantRole(usize),
     /// Create a signing key.
     SigningKey(usize),
+    /// Remove a function's statement naming an API that is gone (or deleted by this run).
+    RemovePermission(usize),
 }
 
 /// A step and the steps that must finish before it starts.
@@ -124,7 +126,8 @@ impl Step {
             | Step::DeleteLogGroup(i)
             | Step::DeleteTable(i)
             | Step::DeleteRole(i)
-            | Step::DeleteTenantRole(i) => format!("delete {}", plan.changes[*i].resource),
+            | Step::DeleteTenantRole(i)
+            | Step::RemovePermission(i) => format!("delete {}", plan.changes[*i].resource),
         }
     }
 }
@@ -164,6 +167,7 @@ pub fn graph(plan: &Plan) -> Vec<Node> {
             }),
             (ResourceKind::RestApi, true) => steps.push(Step::DeleteApi(i)),
             (ResourceKind::SigningKey, false) => steps.push(Step::SigningKey(i)),
+            (ResourceKind::Permission, true) => steps.push(Step::RemovePermission(i)),
             _ => {
                 if let Op::Api(s) = &c.op {
                     apis.entry(s.api.clone()).or_default().push(i);
@@ -259,6 +263,14 @@ pub fn graph(plan: &Plan) -> Vec<Node> {
                     .copied()
                     .collect(),
                 Step::DeleteLogGroup(_) | Step::DeleteTable(_) => function_deletes.clone(),
+                // After the API it names is deleted, and once the function's own changes are
+                // done.
+                Step::RemovePermission(_) => functions
+                    .iter()
+                    .chain(&api_steps)
+                    .chain(&api_deletes)
+                    .copied()
+                    .collect(),
                 Step::DeleteRole(_) => (0..steps.len()).filter(|j| *j != me).collect(),
             };
             deps.sort_unstable();
@@ -286,7 +298,8 @@ fn step_change(step: &Step) -> usize {
         | Step::DeleteRole(i)
         | Step::TenantRole(i)
         | Step::DeleteTenantRole(i)
-        | Step::SigningKey(i) => *i,
+        | Step::SigningKey(i)
+        | Step::RemovePermission(i) => *i,
         Step::DeleteFunction { change, .. } => *change,
         Step::Api { changes, .. } => changes.first().copied().unwrap_or_default(),
     }
@@ -419,6 +432,15 @@ async fn run(ctx: &Ctx<'_>, plan: &Plan, step: &Step) -> Result<Outcome, StepFai
                 return Ok(Outcome::default());
             };
             Box::pin(rest_api::delete(ctx, &c)).await.map_err(fail)?;
+            Ok(one(*i))
+        }
+        Step::RemovePermission(i) => {
+            let Some(c) = as_api(&plan.changes[*i]) else {
+                return Ok(Outcome::default());
+            };
+            Box::pin(rest_api::remove_statement(ctx, &c))
+                .await
+                .map_err(fail)?;
             Ok(one(*i))
         }
         Step::Api { api, changes } => {

@@ -41,6 +41,9 @@ pub struct Actual {
     pub tenant_roles: Vec<crate::tenant_role::ActualTenantRole>,
     /// The names of the stage's signing keys that exist (read by [`observe_stage`]).
     pub signing_keys: Vec<String>,
+    /// Every deployer statement on the stage's functions, whichever API it names (one that no
+    /// longer exists included).
+    pub api_statements: Vec<crate::rest_api::ActualStatement>,
 }
 
 impl Actual {
@@ -86,7 +89,7 @@ async fn observe_declared(
         table::observe(clients, app, stage),
         crate::tenant_role::observe(clients, app, stage),
     )?;
-    let (log_groups, rest_apis) = tokio::try_join!(
+    let (log_groups, (rest_apis, api_statements)) = tokio::try_join!(
         log_group::observe(clients, app, stage, &functions, declared),
         rest_api::observe(clients, app, stage, &functions),
     )?;
@@ -99,6 +102,7 @@ async fn observe_declared(
         rest_apis,
         tenant_roles,
         signing_keys: Vec::new(),
+        api_statements,
     })
 }
 

@@ -163,6 +163,11 @@ impl ActualStage {
                     name: log_group_name(&f.name),
                     function: f.name.clone(),
                     retention_days: Some(days),
+                    arn: format!(
+                        "arn:aws:logs:us-east-1:123456789012:log-group:{}",
+                        log_group_name(&f.name)
+                    ),
+                    tags: f.tags.clone(),
                 })
                 .collect(),
             None => Vec::new(),
@@ -218,6 +223,7 @@ impl ActualStage {
                 .collect(),
             tenant_roles: Vec::new(),
             signing_keys: d.signing_keys.iter().map(|k| k.name.clone()).collect(),
+            api_statements: Vec::new(),
         })
     }
 
