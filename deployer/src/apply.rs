@@ -102,6 +102,8 @@ pub enum Step {
     /// Create or update the stage's data-events store.
     Trail(usize),
     DeleteTrail(usize),
+    /// Remove a function's statement naming an API that is gone (or deleted by this run).
+    RemovePermission(usize),
 }
 
 /// A step and the steps that must finish before it starts.
@@ -131,7 +133,8 @@ impl Step {
             | Step::DeleteRole(i)
             | Step::DeleteTrail(i)
             | Step::DeleteTenantRole(i)
-            | Step::DeleteSigningKey(i) => format!("delete {}", plan.changes[*i].resource),
+            | Step::DeleteSigningKey(i)
+            | Step::RemovePermission(i) => format!("delete {}", plan.changes[*i].resource),
         }
     }
 }
@@ -174,6 +177,7 @@ pub fn graph(plan: &Plan) -> Vec<Node> {
             (ResourceKind::SigningKey, true) => steps.push(Step::DeleteSigningKey(i)),
             (ResourceKind::EventDataStore, false) => steps.push(Step::Trail(i)),
             (ResourceKind::EventDataStore, true) => steps.push(Step::DeleteTrail(i)),
+            (ResourceKind::Permission, true) => steps.push(Step::RemovePermission(i)),
             _ => {
                 if let Op::Api(s) = &c.op {
                     apis.entry(s.api.clone()).or_default().push(i);
@@ -277,6 +281,14 @@ pub fn graph(plan: &Plan) -> Vec<Node> {
                 Step::DeleteSigningKey(_) => {
                     functions.iter().chain(&function_deletes).copied().collect()
                 }
+                // After the API it names is deleted, and once the function's own changes are
+                // done.
+                Step::RemovePermission(_) => functions
+                    .iter()
+                    .chain(&api_steps)
+                    .chain(&api_deletes)
+                    .copied()
+                    .collect(),
                 Step::DeleteRole(_) => (0..steps.len()).filter(|j| *j != me).collect(),
             };
             deps.sort_unstable();
@@ -307,7 +319,8 @@ fn step_change(step: &Step) -> usize {
         | Step::Trail(i)
         | Step::DeleteTrail(i)
         | Step::SigningKey(i)
-        | Step::DeleteSigningKey(i) => *i,
+        | Step::DeleteSigningKey(i)
+        | Step::RemovePermission(i) => *i,
         Step::DeleteFunction { change, .. } => *change,
         Step::Api { changes, .. } => changes.first().copied().unwrap_or_default(),
     }
@@ -454,6 +467,15 @@ async fn run(ctx: &Ctx<'_>, plan: &Plan, step: &Step) -> Result<Outcome, StepFai
                 return Ok(Outcome::default());
             };
             Box::pin(rest_api::delete(ctx, &c)).await.map_err(fail)?;
+            Ok(one(*i))
+        }
+        Step::RemovePermission(i) => {
+            let Some(c) = as_api(&plan.changes[*i]) else {
+                return Ok(Outcome::default());
+            };
+            Box::pin(rest_api::remove_statement(ctx, &c))
+                .await
+                .map_err(fail)?;
             Ok(one(*i))
         }
         Step::Api { api, changes } => {

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_cloudwatchlogs::error::SdkError;
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::change::{Action, Planned, ResourceKind};
@@ -39,6 +40,20 @@ pub struct ActualLogGroup {
     pub function: String,
     /// `None` means the logs never expire.
     pub retention_days: Option<u32>,
+    /// The group's ARN for tagging (without DescribeLogGroups' trailing `:*`).
+    #[serde(default)]
+    pub arn: String,
+    /// The group's tags (ListTagsForResource); empty for a group nobody tagged.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+impl ActualLogGroup {
+    /// Whether the group carries the stage's app and stage tags.
+    pub fn tagged_for(&self, app: &str, stage: &str) -> bool {
+        self.tags.get(names::TAG_APP).map(String::as_str) == Some(app)
+            && self.tags.get(names::TAG_STAGE).map(String::as_str) == Some(stage)
+    }
 }
 
 /// What a log group needs to match the stage's retention.
@@ -86,10 +101,12 @@ where
 }
 
 /// The log groups of the given functions (the stage's, already filtered by tags), of the other
-/// slot of each, and of both slots of every `declared` logical function (the stack's, whose
-/// function may already be gone): one listing of the stage's prefix, every page, keeping only
-/// the groups named after those functions, so a stage whose name extends another's (`dev` and
-/// `dev-2`) never claims the other's groups.
+/// slot of each, of both slots of every `declared` logical function (the stack's, whose
+/// function may already be gone), and every other group under the stage's prefix that is tagged
+/// with the stage (a group of a function that left the stack and is already gone): one listing
+/// of the stage's prefix, every page, then each listed group's tags. A group that matches only
+/// by prefix and is not tagged with the stage is never claimed, so a stage whose name extends
+/// another's (`dev` and `dev-2`) never claims the other's groups.
 pub(crate) async fn observe(
     clients: &Clients,
     app: &str,
@@ -97,9 +114,6 @@ pub(crate) async fn observe(
     functions: &[ActualFunction],
     declared: &[String],
 ) -> Result<Vec<ActualLogGroup>, DeployError> {
-    if functions.is_empty() && declared.is_empty() {
-        return Ok(Vec::new());
-    }
     let both_slots = |logical: &str| {
         [
             names::function_name(app, stage, logical),
@@ -130,19 +144,98 @@ pub(crate) async fn observe(
         .try_collect()
         .await
         .map_err(|e| call_error("DescribeLogGroups", &format!("{prefix}*"), e))?;
-    let mut groups: Vec<ActualLogGroup> = listed
+    // Made before they are streamed, so the future holds no closure (and stays `Send`).
+    let read: Vec<_> = listed
         .iter()
         .filter_map(|g| {
-            let name = g.log_group_name()?;
-            Some(ActualLogGroup {
-                name: name.to_string(),
-                function: by_group.get(name)?.clone(),
-                retention_days: g.retention_in_days().and_then(|d| u32::try_from(d).ok()),
+            let name = g.log_group_name()?.to_string();
+            // The tagging ARN is the group's ARN without the `:*` DescribeLogGroups' `arn` ends with.
+            let arn = g
+                .log_group_arn()
+                .map(str::to_string)
+                .or_else(|| g.arn().map(|a| a.trim_end_matches(":*").to_string()))
+                .unwrap_or_default();
+            let retention_days = g.retention_in_days().and_then(|d| u32::try_from(d).ok());
+            Some(async move {
+                let tags = read_tags(clients, &name, &arn).await?;
+                Ok::<_, DeployError>(ActualLogGroup {
+                    name,
+                    function: String::new(),
+                    retention_days,
+                    arn,
+                    tags,
+                })
             })
         })
         .collect();
+    let read: Vec<_> = futures::stream::iter(read)
+        .buffered(crate::observe::READ_PARALLELISM)
+        .try_collect()
+        .await?;
+    let mut groups = Vec::new();
+    for mut group in read {
+        group.function = match by_group.get(&group.name) {
+            Some(f) => f.clone(),
+            // Claimed by its tags alone: the group of a function already gone.
+            None if group.tagged_for(app, stage) => group
+                .name
+                .strip_prefix("/aws/lambda/")
+                .unwrap_or(&group.name)
+                .to_string(),
+            None => continue,
+        };
+        groups.push(group);
+    }
     groups.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(groups)
+}
+
+/// A group's tags (ListTagsForResource on its ARN); a group deleted meanwhile has none.
+async fn read_tags(
+    clients: &Clients,
+    name: &str,
+    arn: &str,
+) -> Result<BTreeMap<String, String>, DeployError> {
+    if arn.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    match clients
+        .logs
+        .list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(out
+            .tags()
+            .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            Ok(BTreeMap::new())
+        }
+        Err(e) => Err(call_error("ListTagsForResource", name, e)),
+    }
+}
+
+/// Tags a group (TagResource on the ARN observe read), adding to the tags it has.
+async fn tag_log_group(
+    clients: &Clients,
+    name: &str,
+    arn: &str,
+    tags: &BTreeMap<String, String>,
+) -> Result<(), DeployError> {
+    clients
+        .logs
+        .tag_resource()
+        .resource_arn(arn)
+        .set_tags(Some(tags.clone().into_iter().collect()))
+        .send()
+        .await
+        .map_err(|e| call_error("TagResource", name, e))?;
+    Ok(())
 }
 
 /// Creates a log group, tolerating one an interrupted run (or Lambda itself, on a first invoke)
@@ -210,6 +303,53 @@ pub struct LogGroupOp {
     pub retention_days: Option<u32>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// On an update that tags an existing group: the group's ARN, which TagResource takes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag_arn: Option<String>,
+}
+
+/// Whether a group carries every one of `tags`.
+fn has_tags(g: &ActualLogGroup, tags: &BTreeMap<String, String>) -> bool {
+    tags.iter().all(|(k, v)| g.tags.get(k) == Some(v))
+}
+
+/// `k=v, k=v`.
+fn describe_tags(tags: &BTreeMap<String, String>) -> String {
+    tags.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A group the plan keeps as it is, or tags when it lacks the stage's tags (one that predates
+/// tagging), so that a later sweep by tag finds it once its function is gone.
+fn keep_group(
+    g: &ActualLogGroup,
+    logical: Option<&str>,
+    reason: String,
+    tags: &BTreeMap<String, String>,
+) -> Planned<LogGroupOp> {
+    if has_tags(g, tags) || g.arn.is_empty() {
+        return change(
+            &g.name,
+            logical,
+            Action::NoOp,
+            reason,
+            LogGroupOp::default(),
+        );
+    }
+    change(
+        &g.name,
+        logical,
+        Action::Update,
+        format!("{reason}; not tagged with the stage"),
+        LogGroupOp {
+            tags: tags.clone(),
+            tag_arn: Some(g.arn.clone()),
+            ..LogGroupOp::default()
+        },
+    )
+    .with_details(vec![format!("tags {}", describe_tags(tags))])
 }
 
 fn change(
@@ -263,8 +403,9 @@ pub fn plan(
         claimed.insert(name.clone());
         let logical = Some(f.logical.as_str());
         let retention = describe_retention(Some(days));
-        keep.push(match diff_log_group(find(&name), days) {
-            LogGroupDiff::Create => change(
+        let existing = find(&name);
+        keep.push(match (diff_log_group(existing, days), existing) {
+            (LogGroupDiff::Create, _) | (_, None) => change(
                 &name,
                 logical,
                 Action::Create,
@@ -272,41 +413,33 @@ pub fn plan(
                 LogGroupOp {
                     retention_days: Some(days),
                     tags: f.tags.clone(),
+                    tag_arn: None,
                 },
             )
             .with_details(vec![format!("retention {retention}")]),
-            LogGroupDiff::Same => change(
-                &name,
-                logical,
-                Action::NoOp,
-                "up to date",
-                LogGroupOp::default(),
-            ),
-            LogGroupDiff::Retention { from, .. } => change(
-                &name,
-                logical,
-                Action::Update,
-                "retention changed",
-                LogGroupOp {
-                    retention_days: Some(days),
-                    tags: BTreeMap::new(),
-                },
-            )
-            .with_details(vec![format!(
-                "retention {} -> {retention}",
-                describe_retention(from)
-            )]),
+            (LogGroupDiff::Same, Some(g)) => {
+                keep_group(g, logical, "up to date".to_string(), &f.tags)
+            }
+            (LogGroupDiff::Retention { from, .. }, Some(g)) => {
+                let mut c = keep_group(g, logical, "retention changed".to_string(), &f.tags);
+                c.action = Action::Update;
+                c.op.retention_days = Some(days);
+                c.details.insert(
+                    0,
+                    format!("retention {} -> {retention}", describe_retention(from)),
+                );
+                c
+            }
         });
         if let Some(old) = &f.replaces {
             let old_group = log_group_name(old);
-            if find(&old_group).is_some() {
+            if let Some(g) = find(&old_group) {
                 claimed.insert(old_group.clone());
-                keep.push(change(
-                    &old_group,
+                keep.push(keep_group(
+                    g,
                     logical,
-                    Action::NoOp,
                     format!("kept: the history of function {old}, which is replaced"),
-                    LogGroupOp::default(),
+                    &f.tags,
                 ));
             }
         }
@@ -316,12 +449,11 @@ pub fn plan(
     let mut delete = Vec::new();
     for g in observed.iter().filter(|g| !claimed.contains(&g.name)) {
         match functions.iter().find(|f| f.other_slot == g.function) {
-            Some(f) => keep.push(change(
-                &g.name,
+            Some(f) => keep.push(keep_group(
+                g,
                 Some(&f.logical),
-                Action::NoOp,
                 format!("kept: the history of an earlier function {}", g.function),
-                LogGroupOp::default(),
+                &f.tags,
             )),
             None => delete.push(change(
                 &g.name,
@@ -352,13 +484,11 @@ pub fn plan_destroy(observed: &[ActualLogGroup]) -> Vec<Planned<LogGroupOp>> {
         .collect()
 }
 
-/// Creates a function's log group with the stage's retention, or changes its retention.
+/// Creates a function's log group with the stage's retention, or changes its retention or tags
+/// it.
 pub(crate) async fn apply(ctx: &Ctx<'_>, c: &Planned<LogGroupOp>) -> Result<(), DeployError> {
-    let Some(days) = c.op.retention_days else {
-        return Ok(());
-    };
-    match c.action {
-        Action::Create => {
+    match (c.action, c.op.retention_days) {
+        (Action::Create, Some(days)) => {
             ctx.say(&format!(
                 "creating log group {} ({})",
                 c.name,
@@ -366,13 +496,20 @@ pub(crate) async fn apply(ctx: &Ctx<'_>, c: &Planned<LogGroupOp>) -> Result<(), 
             ));
             create_log_group(ctx.clients, &c.name, days, &c.op.tags).await?;
         }
-        Action::Update => {
+        (Action::Update, days) => {
             ctx.say(&format!(
                 "updating {} ({})",
                 c.resource,
                 c.details.join(", ")
             ));
-            put_retention(ctx.clients, &c.name, days).await?;
+            if let Some(days) = days {
+                put_retention(ctx.clients, &c.name, days).await?;
+            }
+            if let Some(arn) = &c.op.tag_arn
+                && !c.op.tags.is_empty()
+            {
+                tag_log_group(ctx.clients, &c.name, arn, &c.op.tags).await?;
+            }
         }
         _ => {}
     }

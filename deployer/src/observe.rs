@@ -46,6 +46,9 @@ pub struct Actual {
     /// The stage's CloudTrail Lake store of data events (read when the clients have a
     /// CloudTrail client).
     pub trail: Option<crate::trail::ActualTrail>,
+    /// Every deployer statement on the stage's functions, whichever API it names (one that no
+    /// longer exists included).
+    pub api_statements: Vec<crate::rest_api::ActualStatement>,
 }
 
 impl Actual {
@@ -94,7 +97,7 @@ async fn observe_declared(
         crate::tenant_role::observe(clients, app, stage),
         crate::trail::observe(clients, app, stage),
     )?;
-    let (log_groups, rest_apis) = tokio::try_join!(
+    let (log_groups, (rest_apis, api_statements)) = tokio::try_join!(
         log_group::observe(clients, app, stage, &functions, declared),
         rest_api::observe(clients, app, stage, &functions),
     )?;
@@ -108,6 +111,7 @@ async fn observe_declared(
         tenant_roles,
         signing_keys: Vec::new(),
         trail,
+        api_statements,
     })
 }
 

@@ -267,6 +267,14 @@ pub fn plan(desired: &Desired, actual: &Actual) -> Plan {
         .iter()
         .map(|s| (s.logical.clone(), s.name.clone()))
         .collect();
+    // Functions this plan deletes (the old slot of a replacement too) take their statements
+    // with them.
+    let gone: std::collections::BTreeSet<String> = functions
+        .iter()
+        .filter(|c| c.action == Action::Delete)
+        .map(|c| c.name.clone())
+        .chain(functions.iter().filter_map(|c| c.op.replaces.clone()))
+        .collect();
     changes.extend(wrap(functions, Op::Function));
     changes.extend(wrap(
         log_group::plan(desired.log_retention_days, &actual.log_groups, &slots),
@@ -276,10 +284,11 @@ pub fn plan(desired: &Desired, actual: &Actual) -> Plan {
         table::prune(&desired.tables, &actual.tables, "no longer in the stack"),
         Op::Table,
     ));
-    changes.extend(wrap(
-        rest_api::plan_rest_apis(&desired.rest_apis, &actual.rest_apis, &targets),
-        Op::Api,
-    ));
+    let apis = rest_api::plan_rest_apis(&desired.rest_apis, &actual.rest_apis, &targets);
+    let statements =
+        rest_api::plan_stale_statements(&actual.rest_apis, &actual.api_statements, &apis, &gone);
+    changes.extend(wrap(apis, Op::Api));
+    changes.extend(wrap(statements, Op::Api));
     changes.extend(wrap(
         crate::trail::plan(desired.trail.as_ref(), actual.trail.as_ref()),
         Op::Trail,

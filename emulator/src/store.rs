@@ -79,6 +79,12 @@ CREATE TABLE IF NOT EXISTS log_group_keys (
     name TEXT PRIMARY KEY,
     kms_key_id TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS log_group_tags (
+    name TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (name, key)
+);
 CREATE TABLE IF NOT EXISTS log_streams (
     log_group TEXT NOT NULL,
     log_stream TEXT NOT NULL,
@@ -1247,6 +1253,7 @@ pub fn delete_log_group(conn: &mut Connection, name: &str) -> Result<bool, Store
     let existed = log_group(&tx, name)?.is_some();
     tx.execute("DELETE FROM log_groups WHERE name = ?1", [name])?;
     tx.execute("DELETE FROM log_group_keys WHERE name = ?1", [name])?;
+    tx.execute("DELETE FROM log_group_tags WHERE name = ?1", [name])?;
     tx.execute("DELETE FROM log_streams WHERE log_group = ?1", [name])?;
     tx.execute("DELETE FROM log_events WHERE log_group = ?1", [name])?;
     tx.commit()?;
@@ -1269,6 +1276,45 @@ pub fn set_log_retention(
         params![name, group.created_ms, retention_days],
     )?;
     Ok(true)
+}
+
+/// A group's tags, by key.
+pub fn log_group_tags(
+    conn: &Connection,
+    name: &str,
+) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT key, value FROM log_group_tags WHERE name = ?1")?;
+    let tags = stmt
+        .query_map([name], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    Ok(tags)
+}
+
+/// Adds or overwrites tags of a group (which the caller checked exists).
+pub fn tag_log_group(
+    conn: &Connection,
+    name: &str,
+    tags: &std::collections::BTreeMap<String, String>,
+) -> Result<(), StoreError> {
+    for (key, value) in tags {
+        conn.execute(
+            "INSERT INTO log_group_tags (name, key, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT(name, key) DO UPDATE SET value = ?3",
+            params![name, key, value],
+        )?;
+    }
+    Ok(())
+}
+
+/// Removes the tags with the given keys from a group; missing keys are ignored.
+pub fn untag_log_group(conn: &Connection, name: &str, keys: &[String]) -> Result<(), StoreError> {
+    for key in keys {
+        conn.execute(
+            "DELETE FROM log_group_tags WHERE name = ?1 AND key = ?2",
+            params![name, key],
+        )?;
+    }
+    Ok(())
 }
 
 /// Every stream of a group (in no particular order) with its first and last event times.

@@ -2,8 +2,11 @@
 //! to emulators injecting transient faults at given rates (each run its own seed), the time a
 //! deploy takes to fail when every call fails, and what interrupted deploys leave behind.
 //!
-//! `cargo run -p tests --example fault_drills -- [runs] [--no-adaptive]` prints a table. The
-//! retry policy is production's attempts with short delays (5 ms to 100 ms), as in the tests.
+//! `cargo run -p tests --example fault_drills -- [runs] [--adaptive] [--skip-interrupts]` prints
+//! a table: fresh deploys and no-op redeploys at 5% and 20% faults, the time to fail at 100%, and
+//! what interrupted deploys and destroys leave. The retry policy is production's attempts with
+//! short delays (5 ms to 100 ms), as in the tests; `--adaptive` turns on the SDK's adaptive
+//! client rate limiter (production's default is off, see ARCHITECTURE.md's resilience notes).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -87,8 +90,8 @@ async fn deploy(
         .map_err(|e| e.to_string())
 }
 
-/// Functions, REST APIs and log groups of the stage, by listing.
-async fn count(clients: &Clients) -> (usize, usize, usize) {
+/// Functions, REST APIs, log groups, roles and tables of the stage, by listing.
+async fn count(clients: &Clients) -> (usize, usize, usize, usize, usize) {
     let functions = clients
         .lambda
         .list_functions()
@@ -110,14 +113,29 @@ async fn count(clients: &Clients) -> (usize, usize, usize) {
         .await
         .map(|o| o.log_groups().len())
         .unwrap_or(0);
-    (functions, apis, groups)
+    let roles = clients
+        .iam
+        .list_roles()
+        .send()
+        .await
+        .map(|o| o.roles().len())
+        .unwrap_or(0);
+    let tables = clients
+        .dynamodb
+        .list_tables()
+        .send()
+        .await
+        .map(|o| o.table_names().len())
+        .unwrap_or(0);
+    (functions, apis, groups, roles, tables)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let runs: u64 = args.iter().find_map(|a| a.parse().ok()).unwrap_or(10);
-    let adaptive = !args.iter().any(|a| a == "--no-adaptive");
+    let adaptive = args.iter().any(|a| a == "--adaptive");
+    let skip_interrupts = args.iter().any(|a| a == "--skip-interrupts");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace")
@@ -141,11 +159,23 @@ async fn main() {
         .collect();
     let seed = seed(&root);
 
-    println!("| drill | result | time per deploy (mean) |");
+    let mode = if adaptive { "adaptive" } else { "standard" };
+    println!("| drill ({mode} retry mode) | result | time per deploy (mean, max) |");
     println!("|---|---|---|");
+    let state = tempfile::tempdir().expect("temp dir");
+    let (emulator, clients) = start(state.path(), "", adaptive).await;
+    let started = Instant::now();
+    deploy(&clients, &app, &packages, &seed)
+        .await
+        .expect("a fault-free deploy");
+    println!(
+        "| fresh deploy, no faults | succeeded | {:.1} s |",
+        started.elapsed().as_secs_f64()
+    );
+    emulator.shutdown().await;
     for rate in ["0.05", "0.2"] {
-        let mut ok = 0;
-        let mut took = Duration::ZERO;
+        let (mut ok, mut noop_ok) = (0, 0);
+        let (mut took, mut noop_took) = (Vec::new(), Vec::new());
         let mut duplicates = 0;
         let mut last_error = String::new();
         for run in 0..runs {
@@ -157,15 +187,30 @@ async fn main() {
                 Ok(()) => ok += 1,
                 Err(e) => last_error = e,
             }
-            took += started.elapsed();
-            let (_, apis, _) = count(&clients).await;
+            took.push(started.elapsed());
+            let started = Instant::now();
+            match deploy(&clients, &app, &packages, &seed).await {
+                Ok(()) => noop_ok += 1,
+                Err(e) => last_error = e,
+            }
+            noop_took.push(started.elapsed());
+            let (_, apis, ..) = count(&clients).await;
             duplicates += apis.saturating_sub(1);
             emulator.shutdown().await;
         }
+        let percent = (rate.parse::<f64>().unwrap_or(0.0) * 100.0).round();
+        let stats = |t: &[Duration]| {
+            let mean = t.iter().sum::<Duration>().as_secs_f64() / t.len().max(1) as f64;
+            let max = t.iter().max().copied().unwrap_or_default().as_secs_f64();
+            format!("{mean:.1} s, {max:.1} s")
+        };
         println!(
-            "| fresh deploy at {}% faults | {ok} of {runs} succeeded, {duplicates} extra REST APIs | {:.1} s |",
-            (rate.parse::<f64>().unwrap_or(0.0) * 100.0).round(),
-            took.as_secs_f64() / runs as f64
+            "| fresh deploy at {percent}% faults | {ok} of {runs} succeeded, {duplicates} extra REST APIs | {} |",
+            stats(&took)
+        );
+        println!(
+            "| no-op redeploy at {percent}% faults | {noop_ok} of {runs} succeeded | {} |",
+            stats(&noop_took)
         );
         if !last_error.is_empty() {
             println!("|   last failure | {last_error} | |");
@@ -182,6 +227,9 @@ async fn main() {
         error.unwrap_or_else(|| "it succeeded?".into())
     );
     emulator.shutdown().await;
+    if skip_interrupts {
+        return;
+    }
 
     // Interrupted deploys: a fresh deploy dropped after N mutating calls, then a full deploy
     // and a destroy; what the stage holds after the destroy is what nothing would clean.
@@ -235,14 +283,18 @@ async fn main() {
     }
     for (calls, converged, left) in leftovers {
         println!(
-            "| stopped at call {calls}, destroy at call {} | after the next deploy: {} functions, {} REST APIs, {} log groups; after destroy: {} functions, {} REST APIs, {} log groups left | |",
+            "| stopped at call {calls}, destroy at call {} | after the next deploy: {} functions, {} REST APIs, {} log groups, {} roles, {} tables; after destroy: {} functions, {} REST APIs, {} log groups, {} roles, {} tables left | |",
             calls / 2 + 1,
             converged.0,
             converged.1,
             converged.2,
+            converged.3,
+            converged.4,
             left.0,
             left.1,
-            left.2
+            left.2,
+            left.3,
+            left.4
         );
     }
 }

@@ -111,6 +111,8 @@ struct Inventory {
     rest_apis: Vec<String>,
     log_groups: BTreeSet<String>,
     roles: BTreeSet<String>,
+    /// `role: policy` of every inline (`inline`) and attached (`attached`) policy of those roles.
+    role_policies: BTreeSet<String>,
     tables: BTreeSet<String>,
     /// `function: sid` of permissions for an API that exists.
     permissions: usize,
@@ -119,7 +121,11 @@ struct Inventory {
 }
 
 async fn inventory(clients: &Clients) -> Inventory {
-    let prefix = "represent-dev-";
+    inventory_of(clients, "represent-dev-").await
+}
+
+/// What the stage whose physical names start with `prefix` holds, by listing every service.
+async fn inventory_of(clients: &Clients, prefix: &str) -> Inventory {
     let mut inv = Inventory::default();
     let functions = clients
         .lambda
@@ -175,6 +181,29 @@ async fn inventory(clients: &Clients) -> Inventory {
         .map(|r| r.role_name().to_string())
         .filter(|n| n.starts_with(prefix))
         .collect();
+    for role in &inv.roles {
+        let inline = clients
+            .iam
+            .list_role_policies()
+            .role_name(role)
+            .send()
+            .await
+            .expect("ListRolePolicies");
+        for name in inline.policy_names() {
+            inv.role_policies.insert(format!("{role}: inline {name}"));
+        }
+        let attached = clients
+            .iam
+            .list_attached_role_policies()
+            .role_name(role)
+            .send()
+            .await
+            .expect("ListAttachedRolePolicies");
+        for policy in attached.attached_policies() {
+            let arn = policy.policy_arn().unwrap_or_default();
+            inv.role_policies.insert(format!("{role}: attached {arn}"));
+        }
+    }
     let tables = clients
         .dynamodb
         .list_tables()
@@ -423,4 +452,208 @@ async fn a_log_group_whose_function_is_already_gone_is_destroyed() {
         .await
         .expect("the destroy converges");
     assert_eq!(inventory(&stage.clients).await, Inventory::default());
+}
+
+/// A destroy stopped right after the API's deletion leaves the functions with statements
+/// naming that API; the next deploy creates a new API and removes them, so only the new API's
+/// statements remain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_naming_a_deleted_api_are_removed_by_the_next_deploy() {
+    let app = xtask::stack::represent();
+    let packages = packages();
+    let mut stage = Faulty::new("").await;
+    deploy(&stage.clients, &app, &packages)
+        .await
+        .expect("a clean deploy");
+    let the_stack = inventory(&stage.clients).await;
+    // The destroy deletes the API first; then every function deletion fails, as if the run had
+    // been stopped right after the API's deletion.
+    stage.restart("lambda:DeleteFunction=500@1").await;
+    destroy(&stage.clients, &app)
+        .await
+        .expect_err("no function can be deleted");
+    stage.restart("").await;
+    let left = inventory(&stage.clients).await;
+    assert!(left.rest_apis.is_empty(), "{left:?}");
+    assert!(!left.dangling_permissions.is_empty(), "{left:?}");
+
+    let (plan, _) = deploy(&stage.clients, &app, &packages)
+        .await
+        .expect("the next deploy converges");
+    assert!(
+        plan.to_string().contains("which no longer exists"),
+        "the plan shows the removals: {plan}"
+    );
+    let inv = inventory(&stage.clients).await;
+    assert!(inv.dangling_permissions.is_empty(), "{inv:?}");
+    assert_eq!(inv.permissions, the_stack.permissions, "{inv:?}");
+    let (plan, _) = deploy(&stage.clients, &app, &packages)
+        .await
+        .expect("redeploy");
+    assert!(!plan.has_changes(), "{plan}");
+}
+
+/// A small stack on Represent's binaries: a table, a tenant-scoped per-tenant function (its
+/// two tenant roles), a per-tenant function that a later version makes shared (a replacement),
+/// and an API routing to both. `removed` leaves `representatives` out, route included.
+fn mini(shared_counties: bool, removed: bool) -> App {
+    use deployer::rest_api::RestApi;
+    use deployer::stack::{Function, Role, Stage};
+    let counties = Function::new("counties").reads_table("data", "TABLE_NAME");
+    let counties = if shared_counties {
+        counties
+    } else {
+        counties.per_tenant()
+    };
+    let mut api = RestApi::new("api").route("GET", "/counties", "counties");
+    let mut app = App::new("mini")
+        .role(Role::lambda_basic())
+        .table(deployer::table::Table::new("data"))
+        .function(counties);
+    if !removed {
+        api = api.route("GET", "/representatives", "representatives");
+        app = app.function(
+            Function::new("representatives")
+                .per_tenant()
+                .tenant_scoped()
+                .reads_table("data", "TABLE_NAME"),
+        );
+    }
+    app.rest_api(api).stage(Stage::emulator(STAGE))
+}
+
+/// observe -> plan -> apply of a stack without seeds.
+async fn deploy_unseeded(
+    clients: &Clients,
+    app: &App,
+    packages: &BTreeMap<String, Package>,
+) -> Result<Plan, String> {
+    let desired = deployer::desired(app, STAGE, packages).map_err(|e| format!("{e:?}"))?;
+    let actual = deployer::observe_stage(clients, &desired)
+        .await
+        .map_err(|e| e.to_string())?;
+    let plan = deployer::plan::plan(&desired, &actual);
+    deployer::apply::apply(clients, &plan, &support::options(), &|_| {})
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(plan)
+}
+
+/// Deploys and destroys stopped at chosen calls (a fresh deploy, a replacement, a function's
+/// removal, a destroy), each followed by the next deploy or destroy: listing every service then
+/// finds exactly what the same changes made without a stop (nothing after the destroy).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_each_kind_of_stop_the_next_run_leaves_exactly_the_stack_by_listing() {
+    let packages = packages();
+    let versions = [mini(false, false), mini(true, false), mini(true, true)];
+    let reference = Faulty::new("").await;
+    let mut expected = Vec::new();
+    for app in &versions {
+        deploy_unseeded(&reference.clients, app, &packages)
+            .await
+            .expect("a clean deploy");
+        expected.push(inventory_of(&reference.clients, "mini-dev-").await);
+    }
+    assert!(
+        expected[0].roles.len() == 3 && !expected[0].role_policies.is_empty(),
+        "the stage role and the tenant roles with their policies: {:?}",
+        expected[0]
+    );
+
+    let stage = Faulty::new("").await;
+    // (version, the calls it is stopped after): fresh, replacement, removal.
+    for ((app, calls), want) in versions.iter().zip([5, 3, 2]).zip(&expected) {
+        let desired = deployer::desired(app, STAGE, &packages).expect("valid stack");
+        let actual = deployer::observe_stage(&stage.clients, &desired)
+            .await
+            .expect("observe");
+        interrupted(
+            &stage.clients,
+            &deployer::plan::plan(&desired, &actual),
+            calls,
+        )
+        .await;
+        deploy_unseeded(&stage.clients, app, &packages)
+            .await
+            .expect("the next deploy converges");
+        let plan = deploy_unseeded(&stage.clients, app, &packages)
+            .await
+            .expect("redeploy");
+        assert!(!plan.has_changes(), "after a stop at call {calls}: {plan}");
+        assert_eq!(
+            &inventory_of(&stage.clients, "mini-dev-").await,
+            want,
+            "after a stop at call {calls}"
+        );
+    }
+    let app = &versions[2];
+    let actual = deployer::observe::observe_app(&stage.clients, app, STAGE)
+        .await
+        .expect("observe");
+    let plan = deployer::plan::plan_destroy(&actual, &app.name, STAGE);
+    interrupted(&stage.clients, &plan, 3).await;
+    // The next destroy runs with the stack as it is now; the removed function's name is no
+    // longer declared, so whatever of it is left is found by tag.
+    let actual = deployer::observe::observe_app(&stage.clients, app, STAGE)
+        .await
+        .expect("observe");
+    let plan = deployer::plan::plan_destroy(&actual, &app.name, STAGE);
+    deployer::apply::destroy(&stage.clients, &plan, &support::options(), &|_| {})
+        .await
+        .expect("the next destroy converges");
+    assert_eq!(
+        inventory_of(&stage.clients, "mini-dev-").await,
+        Inventory::default()
+    );
+}
+
+/// A function removed from the stack and deleted before its log group (a stopped deploy) leaves
+/// a group no declared name finds: its tags claim it. A group that only shares the stage's
+/// prefix, untagged, is never deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tagged_group_of_a_function_gone_from_the_stack_is_deleted_and_an_untagged_one_kept() {
+    let packages = packages();
+    let stage = Faulty::new("").await;
+    deploy_unseeded(&stage.clients, &mini(false, false), &packages)
+        .await
+        .expect("a clean deploy");
+    let stranger = "/aws/lambda/mini-dev-stranger";
+    stage
+        .clients
+        .logs
+        .create_log_group()
+        .log_group_name(stranger)
+        .send()
+        .await
+        .expect("an untagged group under the stage's prefix");
+    // What a deploy removing `representatives` did before it was stopped: the function is gone.
+    let removed = deployer::function_name("mini", STAGE, "representatives");
+    stage
+        .clients
+        .lambda
+        .delete_function()
+        .function_name(&removed)
+        .send()
+        .await
+        .expect("the function is deleted");
+    let plan = deploy_unseeded(&stage.clients, &mini(false, true), &packages)
+        .await
+        .expect("the deploy without it converges");
+    assert!(
+        plan.to_string()
+            .contains(&format!("delete  log group /aws/lambda/{removed}")),
+        "{plan}"
+    );
+    let groups = inventory_of(&stage.clients, "mini-dev-").await.log_groups;
+    assert!(
+        !groups.contains(&format!("/aws/lambda/{removed}")),
+        "{groups:?}"
+    );
+    assert!(groups.contains(stranger), "{groups:?}");
+
+    destroy(&stage.clients, &mini(false, true))
+        .await
+        .expect("destroy");
+    let groups = inventory_of(&stage.clients, "mini-dev-").await.log_groups;
+    assert_eq!(groups, BTreeSet::from([stranger.to_string()]));
 }

@@ -186,6 +186,35 @@ pub(crate) async fn delete(ctx: &Ctx<'_>, c: &ApiChange) -> Result<(), DeployErr
     delete_rest_api(ctx, &c.resource, id).await
 }
 
+/// Removes a statement naming an API that is gone from a function that stays; a statement (or
+/// function) already gone counts as removed.
+pub(crate) async fn remove_statement(ctx: &Ctx<'_>, c: &ApiChange) -> Result<(), DeployError> {
+    let ApiTarget::Statement {
+        function,
+        statement_id,
+    } = &c.op.target
+    else {
+        return Ok(());
+    };
+    ctx.say(&format!("removing {} ({})", c.resource, c.reason));
+    let result = sent(
+        ctx,
+        ctx.clients
+            .lambda
+            .remove_permission()
+            .function_name(function)
+            .statement_id(statement_id)
+            .send(),
+    )
+    .await;
+    delete_converged(
+        "RemovePermission",
+        &c.resource,
+        result,
+        aws_sdk_lambda::operation::remove_permission::RemovePermissionError::is_resource_not_found_exception,
+    )
+}
+
 /// CreateRestApi (regional, tagged), returning its id and its root resource. API Gateway does
 /// not refuse duplicate names, so the create is never blindly sent twice: after an ambiguous
 /// failure the API is looked for by name first, and an API with the same name that a previous,

@@ -18,7 +18,7 @@ use crate::names::{self, TAG_APP, TAG_LOGICAL, TAG_STAGE};
 mod apply;
 mod observe;
 
-pub(crate) use apply::{apply, delete};
+pub(crate) use apply::{apply, delete, remove_statement};
 pub(crate) use observe::observe;
 
 /// The integration request header Lambda takes the tenant id of an invoke from.
@@ -698,6 +698,43 @@ pub fn statement_id(api_id: &str) -> String {
     format!("deployer-apigateway-{api_id}")
 }
 
+/// The prefix of every statement id the deployer puts on a function for an API.
+pub const STATEMENT_PREFIX: &str = "deployer-apigateway-";
+
+/// The API a deployer statement id names ([`statement_id`] or [`authorizer_statement_id`]), or
+/// `None` for a statement the deployer did not make.
+pub fn statement_api(sid: &str) -> Option<&str> {
+    let rest = sid.strip_prefix(STATEMENT_PREFIX)?;
+    let api = rest.strip_suffix("-authorizer").unwrap_or(rest);
+    (!api.is_empty()).then_some(api)
+}
+
+/// The statement ids of a Lambda resource policy (GetPolicy's JSON).
+pub fn policy_statement_ids(policy: &str) -> Vec<String> {
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(policy) else {
+        return Vec::new();
+    };
+    let statements = match &doc["Statement"] {
+        serde_json::Value::Array(s) => s.clone(),
+        s @ serde_json::Value::Object(_) => vec![s.clone()],
+        _ => Vec::new(),
+    };
+    statements
+        .iter()
+        .filter_map(|s| s["Sid"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// A deployer statement on one of the stage's functions, naming the API it lets invoke it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct ActualStatement {
+    /// The function's physical name.
+    pub function: String,
+    pub statement_id: String,
+    /// The API id the statement names.
+    pub api_id: String,
+}
+
 /// Whether a Lambda resource policy (GetPolicy's JSON) lets `source_arn` invoke the function.
 pub fn policy_permits(policy: &str, source_arn: &str) -> bool {
     let Ok(doc) = serde_json::from_str::<serde_json::Value>(policy) else {
@@ -779,6 +816,12 @@ pub enum ApiTarget {
     },
     /// AddPermission on the authorizer's function for this API's authorizers.
     AuthorizerPermission { function: String },
+    /// RemovePermission of a statement on a function that stays, naming an API that no longer
+    /// exists or that this run deletes (after that deletion).
+    Statement {
+        function: String,
+        statement_id: String,
+    },
     /// The API's request validator (`validateRequestParameters`): `id` is the one kept (no-op)
     /// or, on an update, the one whose settings are corrected in place.
     Validator { name: String, id: Option<String> },
@@ -860,6 +903,62 @@ pub fn plan_rest_apis(
         }
     }
     changes
+}
+
+/// The removal of every deployer statement on a function that stays (not in `gone`) whose API
+/// is not one the stage keeps: an API already gone (a deploy or destroy interrupted between the
+/// API's deletion and its statements'), or one `api_changes` deletes.
+pub fn plan_stale_statements(
+    observed: &[ActualRestApi],
+    statements: &[ActualStatement],
+    api_changes: &[ApiChange],
+    gone: &BTreeSet<String>,
+) -> Vec<ApiChange> {
+    let deleted: BTreeSet<&str> = api_changes
+        .iter()
+        .filter(|c| c.kind == ResourceKind::RestApi && c.action == Action::Delete)
+        .filter_map(|c| c.op.api_id.as_deref())
+        .collect();
+    let kept: BTreeSet<&str> = observed
+        .iter()
+        .map(|a| a.id.as_str())
+        .filter(|id| !deleted.contains(id))
+        .collect();
+    statements
+        .iter()
+        .filter(|s| !gone.contains(&s.function) && !kept.contains(s.api_id.as_str()))
+        .map(|s| {
+            let api = observed.iter().find(|a| a.id == s.api_id);
+            let reason = match api {
+                Some(a) => format!(
+                    "statement {} names API {} ({}), which this deploy deletes",
+                    s.statement_id, a.name, s.api_id
+                ),
+                None => format!(
+                    "statement {} names API {}, which no longer exists",
+                    s.statement_id, s.api_id
+                ),
+            };
+            let logical = api.and_then(|a| a.logical.clone()).unwrap_or_default();
+            let mut c = api_change(
+                ResourceKind::Permission,
+                format!("permission {} on {}", s.statement_id, s.function),
+                ApiStep {
+                    api: logical,
+                    api_id: Some(s.api_id.clone()),
+                    target: ApiTarget::Statement {
+                        function: s.function.clone(),
+                        statement_id: s.statement_id.clone(),
+                    },
+                },
+                Action::Delete,
+                &reason,
+                Vec::new(),
+            );
+            c.name = s.function.clone();
+            c
+        })
+        .collect()
 }
 
 /// Deletes of every API of a stage, for a destroy.

@@ -3,9 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use futures::{StreamExt, TryStreamExt};
+
 use super::{
     ActualAuthorizer, ActualIntegration, ActualMethod, ActualResource, ActualRestApi,
-    ActualValidator, ROUTES_VARIABLE, arn_field, authorizer_source_arn, policy_permits, source_arn,
+    ActualStatement, ActualValidator, ROUTES_VARIABLE, arn_field, authorizer_source_arn,
+    policy_permits, policy_statement_ids, source_arn, statement_api,
 };
 use crate::clients::Clients;
 use crate::error::DeployError;
@@ -15,13 +18,14 @@ use crate::step::call_error;
 
 /// Every REST API of the stage: listed by name prefix, kept by tags (as functions are), with
 /// resources, methods and integrations, whether the stage was ever deployed, and which of the
-/// stage's functions let the API invoke them.
+/// stage's functions let the API invoke them; and every deployer statement on the stage's
+/// functions, whichever API it names.
 pub(crate) async fn observe(
     clients: &Clients,
     app: &str,
     stage: &str,
     functions: &[ActualFunction],
-) -> Result<Vec<ActualRestApi>, DeployError> {
+) -> Result<(Vec<ActualRestApi>, Vec<ActualStatement>), DeployError> {
     let prefix = names::function_prefix(app, stage);
     let region = clients.region();
     let listed = clients
@@ -108,29 +112,32 @@ pub(crate) async fn observe(
             validators,
         });
     }
-    if apis.is_empty() {
-        return Ok(apis);
-    }
-
-    // Each function's policy is read once, however many APIs there are.
-    for f in functions {
-        let policy = match clients
-            .lambda
-            .get_policy()
-            .function_name(&f.name)
-            .send()
-            .await
-        {
-            Ok(out) => out.policy().unwrap_or_default().to_string(),
-            // No policy at all: nothing may invoke it yet.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception()) =>
-            {
-                continue;
-            }
-            Err(e) => return Err(call_error("GetPolicy", &format!("function {}", f.name), e)),
+    // Each function's policy is read once, however many APIs there are, and even when there
+    // is none: a statement naming an API that is gone is the stage's to remove.
+    // The reads are made before they are streamed, so the future holds no closure over a
+    // borrowed function (which would keep it from being `Send`).
+    let reads: Vec<_> = functions
+        .iter()
+        .map(|f| read_policy(clients, &f.name))
+        .collect();
+    let policies: Vec<Option<String>> = futures::stream::iter(reads)
+        .buffered(crate::observe::READ_PARALLELISM)
+        .try_collect()
+        .await?;
+    let mut statements = Vec::new();
+    for (f, policy) in functions.iter().zip(policies) {
+        let Some(policy) = policy else {
+            continue;
         };
+        for sid in policy_statement_ids(&policy) {
+            if let Some(api) = statement_api(&sid) {
+                statements.push(ActualStatement {
+                    function: f.name.clone(),
+                    api_id: api.to_string(),
+                    statement_id: sid.clone(),
+                });
+            }
+        }
         let (region, account) = (arn_field(&f.arn, 3), arn_field(&f.arn, 4));
         for api in &mut apis {
             if policy_permits(&policy, &source_arn(region, account, &api.id)) {
@@ -141,8 +148,29 @@ pub(crate) async fn observe(
             }
         }
     }
+    statements.sort();
     apis.sort_by(|a, b| a.name.cmp(&b.name).then(a.id.cmp(&b.id)));
-    Ok(apis)
+    Ok((apis, statements))
+}
+
+/// A function's resource policy (GetPolicy), or `None` when it has none: nothing may invoke it.
+async fn read_policy(clients: &Clients, function: &str) -> Result<Option<String>, DeployError> {
+    match clients
+        .lambda
+        .get_policy()
+        .function_name(function)
+        .send()
+        .await
+    {
+        Ok(out) => Ok(Some(out.policy().unwrap_or_default().to_string())),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_not_found_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(call_error("GetPolicy", &format!("function {function}"), e)),
+    }
 }
 
 /// Every authorizer of an API, so the plan can tell whether the tenant authorizer is deployed

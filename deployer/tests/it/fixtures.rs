@@ -163,6 +163,11 @@ impl ActualStage {
                     name: log_group_name(&f.name),
                     function: f.name.clone(),
                     retention_days: Some(days),
+                    arn: format!(
+                        "arn:aws:logs:us-east-1:123456789012:log-group:{}",
+                        log_group_name(&f.name)
+                    ),
+                    tags: f.tags.clone(),
                 })
                 .collect(),
             None => Vec::new(),
@@ -223,6 +228,7 @@ impl ActualStage {
                 .map(|k| deployer::signing_key::ActualSigningKey::live(&k.name))
                 .collect(),
             trail: None,
+            api_statements: Vec::new(),
         })
     }
 

@@ -9,7 +9,9 @@ use aws_sdk_cloudwatchlogs::operation::delete_log_group::{
     DeleteLogGroupError, DeleteLogGroupOutput,
 };
 use aws_sdk_cloudwatchlogs::operation::describe_log_groups::DescribeLogGroupsOutput;
+use aws_sdk_cloudwatchlogs::operation::list_tags_for_resource::ListTagsForResourceOutput;
 use aws_sdk_cloudwatchlogs::operation::put_retention_policy::PutRetentionPolicyOutput;
+use aws_sdk_cloudwatchlogs::operation::tag_resource::TagResourceOutput;
 use aws_sdk_cloudwatchlogs::types::LogGroup;
 use aws_sdk_cloudwatchlogs::types::error::{
     ResourceAlreadyExistsException, ResourceNotFoundException,
@@ -32,6 +34,8 @@ use super::transcript::transcribed;
 
 const REPS: &str = "/aws/lambda/represent-dev-representatives";
 const COUNTIES: &str = "/aws/lambda/represent-dev-counties";
+/// The group of a function that left the stack and is already deleted.
+const GONE: &str = "/aws/lambda/represent-dev-old";
 
 /// The fixture app on an AWS stage with the default log retention (14 days).
 fn managed_app(stage: Stage) -> App {
@@ -46,11 +50,17 @@ fn managed(stage: Stage) -> Desired {
     deployer::desired(&app, "dev", &packages(&app, "v1")).expect("valid stack")
 }
 
+/// A group of one of the stage's functions, tagged as the deployer tags them.
 fn group(name: &str, days: Option<u32>) -> ActualLogGroup {
+    let function = name.trim_start_matches("/aws/lambda/");
+    let logical = function.trim_start_matches("represent-dev-");
+    let logical = logical.strip_suffix("-r").unwrap_or(logical);
     ActualLogGroup {
         name: name.to_string(),
-        function: name.trim_start_matches("/aws/lambda/").to_string(),
+        function: function.to_string(),
         retention_days: days,
+        arn: format!("arn:aws:logs:us-east-1:123456789012:log-group:{name}"),
+        tags: deployer::desired::function_tags("represent", "dev", logical),
     }
 }
 
@@ -289,10 +299,13 @@ async fn observe_reads_every_page_and_only_the_stage_functions_groups() {
     let role = mock!(Iam::get_role).then_error(|| {
         GetRoleError::NoSuchEntityException(NoSuchEntityException::builder().build())
     });
-    let lg = |name: &str, days: Option<i32>| {
+    let arn = |name: &str| format!("arn:aws:logs:us-east-1:123456789012:log-group:{name}");
+    let lg = move |name: &str, days: Option<i32>| {
         LogGroup::builder()
             .log_group_name(name)
             .set_retention_in_days(days)
+            .arn(format!("{}:*", arn(name)))
+            .log_group_arn(arn(name))
             .build()
     };
     let page1 = mock!(Logs::describe_log_groups)
@@ -304,6 +317,10 @@ async fn observe_reads_every_page_and_only_the_stage_functions_groups() {
             DescribeLogGroupsOutput::builder()
                 // Same prefix, another stage's function: not ours.
                 .log_groups(lg("/aws/lambda/represent-dev-2-representatives", Some(7)))
+                // Tagged with this stage, its function already gone and out of the stack.
+                .log_groups(lg(GONE, Some(14)))
+                // Untagged, matching only by prefix: never claimed.
+                .log_groups(lg("/aws/lambda/represent-dev-someone-elses", Some(14)))
                 .next_token("page2")
                 .build()
         });
@@ -314,16 +331,106 @@ async fn observe_reads_every_page_and_only_the_stage_functions_groups() {
                 .log_groups(lg(REPS, None))
                 .build()
         });
+    // Tags answer by ARN (never with DescribeLogGroups' trailing `:*`).
+    let tags = mock!(Logs::list_tags_for_resource)
+        .match_requests(|r| r.resource_arn().is_some_and(|a| !a.ends_with(":*")))
+        .then_compute_output(|r| {
+            let arn = r.resource_arn().unwrap_or_default();
+            let tags = if arn.ends_with("represent-dev-2-representatives") {
+                deployer::desired::function_tags("represent", "dev-2", "representatives")
+            } else if arn.ends_with(GONE) {
+                deployer::desired::function_tags("represent", "dev", "old")
+            } else {
+                // Neither the stranger's group nor ours, created before groups were tagged.
+                Default::default()
+            };
+            ListTagsForResourceOutput::builder()
+                .set_tags(Some(tags.into_iter().collect()))
+                .build()
+        });
     let tables = no_tables();
-    let c = clients_logs(&[&list, &get], &[&role], &[&tables], &[&page1, &page2]);
+    let c = clients_logs(
+        &[&list, &get],
+        &[&role],
+        &[&tables],
+        &[&page1, &page2, &tags],
+    );
 
     let actual = observe(&c, "represent", "dev").await.expect("observed");
-    assert_eq!(actual.log_groups, vec![group(REPS, None)]);
+    let untagged = ActualLogGroup {
+        tags: Default::default(),
+        ..group(REPS, None)
+    };
+    let mut gone = group(GONE, Some(14));
+    gone.tags = deployer::desired::function_tags("represent", "dev", "old");
+    assert_eq!(actual.log_groups, vec![gone, untagged]);
     assert_eq!((page1.num_calls(), page2.num_calls()), (1, 1));
-    // A group without retention keeps logs forever: the plan sets the stage's.
-    let rendered = plan(&d, &actual).to_string();
+    assert_eq!(
+        tags.num_calls(),
+        4,
+        "one ListTagsForResource per listed group"
+    );
+    // A group without retention keeps logs forever: the plan sets the stage's, and tags it,
+    // once; the tagged group of a function gone from the stack is deleted.
+    let p = plan(&d, &actual);
+    let rendered = p.to_string();
     assert!(
         rendered.contains("retention never expire -> 14 days"),
         "{rendered}"
     );
+    assert!(
+        rendered.contains(&format!(
+            "update  log group {REPS}  (retention changed; not tagged with the stage)"
+        )),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains(&format!(
+            "delete  log group {GONE}  (function represent-dev-old is deleted)"
+        )),
+        "{rendered}"
+    );
+    assert!(!rendered.contains("someone-elses"), "{rendered}");
+}
+
+#[tokio::test]
+async fn an_untagged_group_of_a_declared_function_is_tagged_once() {
+    let d = managed(Stage::aws("dev"));
+    let mut actual = up_to_date(&d);
+    actual.log_groups = vec![
+        ActualLogGroup {
+            tags: Default::default(),
+            ..group(REPS, Some(14))
+        },
+        group(COUNTIES, Some(14)),
+    ];
+    let p = plan(&d, &actual);
+    let changed: Vec<_> = p
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::NoOp)
+        .collect();
+    assert_eq!(changed.len(), 1, "{p}");
+    assert_eq!(changed[0].resource, format!("log group {REPS}"));
+    assert_eq!(changed[0].action, Action::Update);
+    let tag = mock!(Logs::tag_resource)
+        .match_requests(|r| {
+            r.resource_arn()
+                == Some(&format!(
+                    "arn:aws:logs:us-east-1:123456789012:log-group:{REPS}"
+                ))
+                && r.tags().is_some_and(|t| {
+                    t.get("deployer:stage").map(String::as_str) == Some("dev")
+                        && t.get("deployer:logical-id").map(String::as_str)
+                            == Some("representatives")
+                })
+        })
+        .then_output(|| TagResourceOutput::builder().build());
+    let c = clients_logs(&[], &[], &[], &[&tag]);
+    apply(&c, &p, &fast(), &|_| {}).await.expect("applied");
+    assert_eq!(tag.num_calls(), 1);
+
+    // Tagged, the group is up to date.
+    actual.log_groups = vec![group(REPS, Some(14)), group(COUNTIES, Some(14))];
+    assert!(!plan(&d, &actual).has_changes());
 }

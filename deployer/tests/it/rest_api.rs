@@ -35,12 +35,13 @@ use aws_sdk_lambda::operation::delete_function::DeleteFunctionOutput;
 use aws_sdk_lambda::operation::get_function::GetFunctionOutput;
 use aws_sdk_lambda::operation::get_policy::GetPolicyOutput;
 use aws_sdk_lambda::operation::list_functions::ListFunctionsOutput;
+use aws_sdk_lambda::operation::remove_permission::{RemovePermissionError, RemovePermissionOutput};
 use aws_sdk_lambda::types::{FunctionConfiguration, LastUpdateStatus, State};
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use deployer::rest_api::{
     ActualAuthorizer, ActualIntegration, ActualMethod, ActualResource, ActualRestApi,
-    ActualValidator, VALIDATOR_NAME, authorizer_source_arn, integration_uri, routes_digest,
-    source_arn,
+    ActualStatement, ActualValidator, VALIDATOR_NAME, authorizer_source_arn, integration_uri,
+    routes_digest, source_arn,
 };
 use deployer::{
     Action, Actual, App, ApplyReport, Clients, Desired, Function, Plan, RestApi, StackError, Stage,
@@ -385,7 +386,16 @@ fn apigateway_rules(calls: &Calls) -> Vec<Rule> {
         aws_sdk_apigateway::operation::update_request_validator::UpdateRequestValidatorOutput::builder()
             .build()
     });
+    let c = calls.clone();
+    let delete_api = mock!(Apigw::delete_rest_api).then_compute_output(move |i| {
+        c.push(format!(
+            "DeleteRestApi {}",
+            i.rest_api_id().unwrap_or_default()
+        ));
+        aws_sdk_apigateway::operation::delete_rest_api::DeleteRestApiOutput::builder().build()
+    });
     vec![
+        delete_api,
         create_api,
         create_validator,
         update_validator,
@@ -444,7 +454,16 @@ fn lambda_rules(calls: &Calls) -> Vec<Rule> {
         ));
         DeleteFunctionOutput::builder().build()
     });
-    vec![get, permit, create, delete]
+    let c = calls.clone();
+    let remove = mock!(Lambda::remove_permission).then_compute_output(move |i| {
+        c.push(format!(
+            "RemovePermission {} {}",
+            i.function_name().unwrap_or_default(),
+            i.statement_id().unwrap_or_default(),
+        ));
+        RemovePermissionOutput::builder().build()
+    });
+    vec![get, permit, create, delete, remove]
 }
 
 fn recording_clients(calls: &Calls) -> (Clients, Vec<Rule>) {
@@ -826,16 +845,24 @@ async fn observe_reads_the_api_its_routes_and_permissions_so_a_redeploy_is_a_no_
     });
     let policy = mock!(Lambda::get_policy).then_compute_output(|i| {
         let name = i.function_name().unwrap_or_default();
-        let doc = serde_json::json!({
-            "Version": "2012-10-17",
-            "Statement": [{
-                "Sid": format!("deployer-apigateway-{API_ID}"),
+        let statement = |api: &str| {
+            serde_json::json!({
+                "Sid": format!("deployer-apigateway-{api}"),
                 "Effect": "Allow",
                 "Principal": {"Service": "apigateway.amazonaws.com"},
                 "Action": "lambda:InvokeFunction",
                 "Resource": arn(name),
-                "Condition": {"ArnLike": {"AWS:SourceArn": source_arn("us-east-1", ACCOUNT, API_ID)}},
-            }],
+                "Condition": {"ArnLike": {"AWS:SourceArn": source_arn("us-east-1", ACCOUNT, api)}},
+            })
+        };
+        let mut statements = vec![statement(API_ID)];
+        // Left by a run stopped between an earlier API's deletion and its statements'.
+        if name == COUNTIES {
+            statements.push(statement("gone9"));
+        }
+        let doc = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": statements,
         });
         GetPolicyOutput::builder().policy(doc.to_string()).build()
     });
@@ -933,6 +960,31 @@ async fn observe_reads_the_api_its_routes_and_permissions_so_a_redeploy_is_a_no_
         .filter(|c| c.resource.contains(API))
         .collect();
     assert!(api_changes.iter().all(|c| c.action == Action::NoOp), "{p}");
+    let statement = |function: &str, api: &str| ActualStatement {
+        function: function.to_string(),
+        statement_id: format!("deployer-apigateway-{api}"),
+        api_id: api.to_string(),
+    };
+    assert_eq!(
+        actual.api_statements,
+        vec![
+            statement(COUNTIES, API_ID),
+            statement(COUNTIES, "gone9"),
+            statement(REPS, API_ID),
+        ]
+    );
+    let removals: Vec<String> = p
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Delete)
+        .map(|c| format!("{} ({})", c.resource, c.reason))
+        .collect();
+    assert_eq!(
+        removals,
+        vec![format!(
+            "permission deployer-apigateway-gone9 on {COUNTIES} (statement deployer-apigateway-gone9 names API gone9, which no longer exists)"
+        )]
+    );
     assert_eq!(
         deployer::api_urls(&clients, "dev", &actual)
             .get("api")
@@ -985,6 +1037,116 @@ fn api_no_longer_in_the_stack_is_deleted() {
         .map(|c| c.resource.as_str())
         .collect();
     assert_eq!(deletes, vec!["rest api represent-dev-api (a1b2c3)"]);
+}
+
+fn statements_of(api: &str, functions: &[&str]) -> Vec<ActualStatement> {
+    functions
+        .iter()
+        .map(|f| ActualStatement {
+            function: f.to_string(),
+            statement_id: format!("deployer-apigateway-{api}"),
+            api_id: api.to_string(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_api_deleted_while_its_functions_stay_takes_its_statements_after_it() {
+    let d = desired_of(&base_app(Function::new("counties")));
+    let with = desired_of(&app_with(api(TenantSource::default())));
+    let mut actual = up_to_date(&d);
+    actual.rest_apis = vec![deployed_api(&with)];
+    actual.api_statements = statements_of(API_ID, &[COUNTIES, REPS]);
+    let (p, report, calls) = deploy(&d, &actual).await;
+    let shown = p.to_string();
+    assert!(
+        shown.contains(&format!(
+            "delete  permission deployer-apigateway-{API_ID} on {COUNTIES}  (statement deployer-apigateway-{API_ID} names API {API} ({API_ID}), which this deploy deletes)"
+        )),
+        "{shown}"
+    );
+    assert_eq!(
+        calls,
+        vec![
+            format!("DeleteRestApi {API_ID}"),
+            format!("RemovePermission {COUNTIES} deployer-apigateway-{API_ID}"),
+            format!("RemovePermission {REPS} deployer-apigateway-{API_ID}"),
+        ]
+    );
+    assert_eq!(report.changes.len(), 3);
+}
+
+#[tokio::test]
+async fn statements_naming_an_api_that_is_gone_are_removed_and_a_missing_one_counts_as_done() {
+    let d = desired_of(&app_with(api(TenantSource::default())));
+    let mut actual = with_api(&d);
+    actual.api_statements = statements_of(API_ID, &[COUNTIES, REPS]);
+    actual
+        .api_statements
+        .extend(statements_of("old1", &[COUNTIES, REPS]));
+    // An authorizer's statement names its API too.
+    actual.api_statements.push(ActualStatement {
+        function: REPS.to_string(),
+        statement_id: "deployer-apigateway-old1-authorizer".to_string(),
+        api_id: "old1".to_string(),
+    });
+    let p = plan(&d, &actual);
+    let changed: Vec<(&str, Action)> = p
+        .changes
+        .iter()
+        .filter(|c| c.action != Action::NoOp)
+        .map(|c| (c.resource.as_str(), c.action))
+        .collect();
+    assert_eq!(
+        changed,
+        vec![
+            (
+                "permission deployer-apigateway-old1 on represent-dev-counties",
+                Action::Delete
+            ),
+            (
+                "permission deployer-apigateway-old1 on represent-dev-representatives",
+                Action::Delete
+            ),
+            (
+                "permission deployer-apigateway-old1-authorizer on represent-dev-representatives",
+                Action::Delete
+            ),
+        ],
+        "{p}"
+    );
+    let removed = mock!(Lambda::remove_permission)
+        .match_requests(|i| i.function_name() == Some(COUNTIES))
+        .then_output(|| RemovePermissionOutput::builder().build());
+    let gone = mock!(Lambda::remove_permission)
+        .match_requests(|i| i.function_name() == Some(REPS))
+        .then_error(|| {
+            RemovePermissionError::ResourceNotFoundException(
+                aws_sdk_lambda::types::error::ResourceNotFoundException::builder()
+                    .message("The resource you requested does not exist.")
+                    .build(),
+            )
+        });
+    let clients = clients_api(&[&removed, &gone], &[], &[], RuleMode::MatchAny);
+    let report = apply(&clients, &p, &fast(), &|_| {})
+        .await
+        .expect("a statement already gone counts as removed");
+    assert_eq!((removed.num_calls(), gone.num_calls()), (1, 2));
+    assert_eq!(report.changes.len(), 3);
+}
+
+#[test]
+fn a_destroy_leaves_statements_to_the_functions_it_deletes() {
+    let d = desired_of(&app_with(api(TenantSource::default())));
+    let mut actual = with_api(&d);
+    actual.api_statements = statements_of("old1", &[COUNTIES, REPS]);
+    let p = plan_destroy(&actual, "represent", "dev");
+    assert!(
+        p.changes
+            .iter()
+            .all(|c| c.kind != deployer::ResourceKind::Permission),
+        "{p}"
+    );
 }
 
 fn problems(app: &App) -> Vec<StackError> {

@@ -144,6 +144,7 @@ pub fn up_to_date(d: &Desired) -> Actual {
             .map(|k| deployer::signing_key::ActualSigningKey::live(&k.name))
             .collect(),
         trail: None,
+        api_statements: Vec::new(),
     }
 }
 
@@ -256,8 +257,11 @@ fn equip(
     // Observe lists the stage's tenant roles; stages without tenant-scoped functions have none.
     let no_tenant_roles = no_tenant_roles();
     let iam: Vec<&Rule> = iam.iter().copied().chain([&no_tenant_roles]).collect();
+    // Observe reads every function's policy; a function no rule gives one has none.
+    let no_policy = no_policy();
+    let lambda: Vec<&Rule> = lambda.iter().copied().chain([&no_policy]).collect();
     Clients::from_clients(
-        mock_client!(aws_sdk_lambda, RuleMode::MatchAny, lambda),
+        mock_client!(aws_sdk_lambda, RuleMode::MatchAny, &lambda),
         mock_client!(aws_sdk_iam, RuleMode::MatchAny, &iam),
         mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb),
         mock_client!(aws_sdk_cloudwatchlogs, RuleMode::MatchAny, logs),
@@ -265,6 +269,17 @@ fn equip(
         None,
         fast_retries(),
     )
+}
+
+/// Lambda answering GetPolicy as for a function without a resource policy, as often as asked.
+pub fn no_policy() -> Rule {
+    aws_smithy_mocks::mock!(aws_sdk_lambda::Client::get_policy).then_error(|| {
+        aws_sdk_lambda::operation::get_policy::GetPolicyError::ResourceNotFoundException(
+            aws_sdk_lambda::types::error::ResourceNotFoundException::builder()
+                .message("The resource you requested does not exist.")
+                .build(),
+        )
+    })
 }
 
 /// IAM answering ListRoles (the stage's tenant roles) with no role, as often as asked.

@@ -13,6 +13,7 @@
 
 mod error;
 mod pattern;
+mod tags;
 
 use std::sync::Arc;
 
@@ -59,6 +60,11 @@ pub async fn handle(app: Arc<AppState>, operation: &str, body: &[u8]) -> Respons
         "PutLogEvents" => put_log_events(&app, body).await,
         "GetLogEvents" => get_log_events(&app, body).await,
         "FilterLogEvents" => filter_log_events(&app, body).await,
+        "TagResource" => tags::tag(&app, body, true).await,
+        "TagLogGroup" => tags::tag(&app, body, false).await,
+        "UntagResource" => tags::untag(&app, body).await,
+        "ListTagsForResource" => tags::list(&app, body, true).await,
+        "ListTagsLogGroup" => tags::list(&app, body, false).await,
         other => Err(LogsError::unknown_operation(other)),
     };
     match result {
@@ -177,12 +183,16 @@ fn group_arn(app: &AppState, name: &str) -> String {
 struct GroupInput {
     log_group_name: Option<String>,
     kms_key_id: Option<String>,
+    #[serde(default)]
+    tags: std::collections::BTreeMap<String, String>,
 }
 
 async fn create_log_group(app: &AppState, body: &[u8]) -> Result<Value, LogsError> {
     let input = input::<GroupInput>(body)?;
     let name = group_name(input.log_group_name)?;
     let kms_key_id = input.kms_key_id;
+    tags::check_tags(&input.tags)?;
+    let tags = input.tags;
     if let Some(key) = &kms_key_id
         && key.chars().count() > 256
     {
@@ -194,6 +204,7 @@ async fn create_log_group(app: &AppState, body: &[u8]) -> Result<Value, LogsErro
     }
     with_store(app, move |conn| {
         if store::create_log_group(conn, &name, now_millis(), kms_key_id.as_deref())? {
+            store::tag_log_group(conn, &name, &tags)?;
             Ok(Ok(json!({})))
         } else {
             Ok(Err(LogsError::already_exists("log group")))

@@ -541,3 +541,117 @@ async fn each_tenant_logs_to_its_own_streams_and_filters_pick_one_tenant() {
     );
     emulator.shutdown().await;
 }
+
+async fn tags_of(logs: &aws_sdk_cloudwatchlogs::Client, arn: &str) -> BTreeMap<String, String> {
+    logs.list_tags_for_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .expect("ListTagsForResource")
+        .tags()
+        .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn log_group_tags_are_created_added_removed_and_go_with_the_group() {
+    let (emulator, _dir) = support::start().await;
+    let logs = logs_client(&emulator);
+    let name = "/aws/lambda/represent-dev-counties";
+    logs.create_log_group()
+        .log_group_name(name)
+        .tags("deployer:app", "represent")
+        .tags("deployer:stage", "dev")
+        .send()
+        .await
+        .expect("CreateLogGroup with tags");
+    let listed = logs
+        .describe_log_groups()
+        .log_group_name_prefix(name)
+        .send()
+        .await
+        .expect("DescribeLogGroups");
+    let group = &listed.log_groups()[0];
+    let arn = group.log_group_arn().expect("logGroupArn").to_string();
+    assert_eq!(group.arn(), Some(format!("{arn}:*").as_str()));
+    let tags = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        tags_of(&logs, &arn).await,
+        tags(&[("deployer:app", "represent"), ("deployer:stage", "dev")])
+    );
+
+    logs.tag_resource()
+        .resource_arn(&arn)
+        .tags("deployer:stage", "dev-2")
+        .tags("team", "civic")
+        .send()
+        .await
+        .expect("TagResource");
+    logs.untag_resource()
+        .resource_arn(&arn)
+        .tag_keys("deployer:app")
+        .tag_keys("never-set")
+        .send()
+        .await
+        .expect("UntagResource ignores keys that are not set");
+    assert_eq!(
+        tags_of(&logs, &arn).await,
+        tags(&[("deployer:stage", "dev-2"), ("team", "civic")])
+    );
+
+    // The ARN with DescribeLogGroups' `:*` is not a tagging ARN; a reserved key is refused.
+    let star = logs
+        .list_tags_for_resource()
+        .resource_arn(format!("{arn}:*"))
+        .send()
+        .await
+        .expect_err("the :* form is refused");
+    assert!(
+        star.as_service_error()
+            .is_some_and(|e| e.is_invalid_parameter_exception()),
+        "{star:?}"
+    );
+    let reserved = logs
+        .tag_resource()
+        .resource_arn(&arn)
+        .tags("aws:owner", "me")
+        .send()
+        .await
+        .expect_err("aws: keys are reserved");
+    assert!(
+        reserved
+            .as_service_error()
+            .is_some_and(|e| e.is_invalid_parameter_exception()),
+        "{reserved:?}"
+    );
+
+    // A deleted group's tags go with it: the same name created again has none.
+    logs.delete_log_group()
+        .log_group_name(name)
+        .send()
+        .await
+        .expect("DeleteLogGroup");
+    let missing = logs
+        .list_tags_for_resource()
+        .resource_arn(&arn)
+        .send()
+        .await
+        .expect_err("a deleted group has no tags to list");
+    assert!(
+        missing
+            .as_service_error()
+            .is_some_and(|e| e.is_resource_not_found_exception()),
+        "{missing:?}"
+    );
+    logs.create_log_group()
+        .log_group_name(name)
+        .send()
+        .await
+        .expect("CreateLogGroup");
+    assert_eq!(tags_of(&logs, &arn).await, BTreeMap::new());
+}
