@@ -78,7 +78,7 @@ pub async fn observe_app(
     stage: &str,
 ) -> Result<Actual, DeployError> {
     let declared: Vec<String> = app.functions.iter().map(|f| f.logical.clone()).collect();
-    let mut actual = observe_declared(clients, &app.name, stage, &declared).await?;
+    let mut actual = Box::pin(observe_declared(clients, &app.name, stage, &declared)).await?;
     actual.signing_keys = crate::signing_key::observe(clients, &app.name, stage).await?;
     Ok(actual)
 }
@@ -90,16 +90,20 @@ async fn observe_declared(
     declared: &[String],
 ) -> Result<Actual, DeployError> {
     let role_name = names::role_name(app, stage);
+    // Each read is boxed: the SDK's futures are large in debug builds, and a join of them
+    // would not fit the 2 MiB stack of a test thread (or of a small worker).
     let (functions, role, tables, tenant_roles, trail) = tokio::try_join!(
-        function::observe(clients, app, stage),
-        role::observe_role(clients, &role_name),
-        table::observe(clients, app, stage),
-        crate::tenant_role::observe(clients, app, stage),
-        crate::trail::observe(clients, app, stage),
+        Box::pin(function::observe(clients, app, stage)),
+        Box::pin(role::observe_role(clients, &role_name)),
+        Box::pin(table::observe(clients, app, stage)),
+        Box::pin(crate::tenant_role::observe(clients, app, stage)),
+        Box::pin(crate::trail::observe(clients, app, stage)),
     )?;
     let (log_groups, (rest_apis, api_statements)) = tokio::try_join!(
-        log_group::observe(clients, app, stage, &functions, declared),
-        rest_api::observe(clients, app, stage, &functions),
+        Box::pin(log_group::observe(
+            clients, app, stage, &functions, declared
+        )),
+        Box::pin(rest_api::observe(clients, app, stage, &functions)),
     )?;
     Ok(Actual {
         role,
@@ -137,7 +141,13 @@ pub async fn observe_stage(clients: &Clients, desired: &Desired) -> Result<Actua
         .iter()
         .map(|f| f.logical.clone())
         .collect();
-    let mut actual = observe_declared(clients, &desired.app, &desired.stage, &declared).await?;
+    let mut actual = Box::pin(observe_declared(
+        clients,
+        &desired.app,
+        &desired.stage,
+        &declared,
+    ))
+    .await?;
     let ready = |seed: &&crate::seed::DesiredSeed| {
         actual.find_table(&seed.name).is_some_and(|t| {
             desired
