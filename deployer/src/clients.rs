@@ -81,6 +81,18 @@ impl Default for Retries {
 }
 
 impl Retries {
+    /// The default policy, adaptive when `config`'s retry mode (from the environment or the
+    /// profile) is adaptive.
+    pub fn for_config(config: &aws_config::SdkConfig) -> Retries {
+        let adaptive = config
+            .retry_config()
+            .is_some_and(|r| r.mode() == aws_smithy_types::retry::RetryMode::Adaptive);
+        Retries {
+            adaptive,
+            ..Retries::default()
+        }
+    }
+
     fn config(&self) -> RetryConfig {
         let base = if self.adaptive {
             RetryConfig::adaptive()
@@ -412,9 +424,12 @@ macro_rules! no_retry {
 pub(crate) use no_retry;
 
 impl Clients {
-    /// Clients for every service from one SDK configuration, with the default [`Retries`].
+    /// Clients for every service from one SDK configuration, with the default [`Retries`], in
+    /// the SDK's adaptive mode when the user asked for it the AWS way (`AWS_RETRY_MODE=adaptive`
+    /// or `retry_mode = adaptive` in the profile): for accounts whose control plane throttles
+    /// under the deploy's own rate.
     pub fn new(config: &aws_config::SdkConfig) -> Self {
-        Clients::with_retries(config, Retries::default())
+        Clients::with_retries(config, Retries::for_config(config))
     }
 
     /// Clients for every service from one SDK configuration with the given retry policy (the

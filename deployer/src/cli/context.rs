@@ -208,7 +208,7 @@ pub fn clients(config: &SdkConfig, verbose: bool) -> crate::Clients {
             )
         };
     }
-    let retries = crate::clients::Retries::default();
+    let retries = crate::clients::Retries::for_config(config);
     crate::Clients::from_clients(
         logged!(aws_sdk_lambda),
         logged!(aws_sdk_iam),
@@ -366,6 +366,8 @@ async fn check_aws(ctx: &Ctx<'_>, config: &SdkConfig, stage: &str) -> anyhow::Re
 mod tests {
     use super::*;
 
+    use aws_smithy_types::retry::{RetryConfig, RetryMode};
+
     #[test]
     fn verbose_clients_retry_as_the_quiet_ones_do() {
         let config = SdkConfig::builder()
@@ -381,6 +383,22 @@ mod tests {
                 c.secrets.config().retry_config().map(|r| r.max_attempts()),
             ];
             assert_eq!(attempts, [Some(want); 3], "verbose: {verbose}");
+            let mode = c.dynamodb.config().retry_config().map(|r| r.mode());
+            assert_eq!(mode, Some(RetryMode::Standard), "verbose: {verbose}");
+        }
+        // Asked for the AWS way (`AWS_RETRY_MODE=adaptive`), every client is adaptive.
+        let adaptive = config
+            .to_builder()
+            .retry_config(RetryConfig::adaptive())
+            .build();
+        for verbose in [false, true] {
+            let c = clients(&adaptive, verbose);
+            let modes = [
+                c.lambda.config().retry_config().map(|r| r.mode()),
+                c.apigateway.config().retry_config().map(|r| r.mode()),
+            ];
+            assert_eq!(modes, [Some(RetryMode::Adaptive); 2], "verbose: {verbose}");
+            assert_eq!(c.max_attempts, want, "the bound stays the deployer's");
         }
     }
 
