@@ -83,10 +83,18 @@ fn every_command_explains_itself() {
 }
 
 #[test]
-fn audit_on_an_aws_stage_says_where_data_events_are_instead_of_calling() {
+fn audit_of_the_emulator_on_an_aws_stage_points_to_cloudtrail_lake_before_any_call() {
     fails_with(
-        &["audit", "--stage", "prod", "--denied"],
-        &["CloudTrail data events", "LookupEvents"],
+        &[
+            "audit",
+            "--stage",
+            "prod",
+            "--source",
+            "emulator",
+            "--endpoint-url",
+            CLOSED,
+        ],
+        &["stage prod is on AWS", "--source lake"],
     );
 }
 
