@@ -17,6 +17,18 @@ pub fn response(content_type: &'static str, status: StatusCode, body: String) ->
     response
 }
 
+/// An error answer: `{"__type": code, "message": ...}`, which the SDKs read the error's code
+/// and message from.
+pub fn error(
+    content_type: &'static str,
+    status: StatusCode,
+    code: &str,
+    message: impl Into<String>,
+) -> Response {
+    let body = serde_json::json!({ "__type": code, "message": message.into() });
+    response(content_type, status, body.to_string())
+}
+
 /// Parses a request body; the SDKs send nothing at all for an operation without input.
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
     let body = if body.is_empty() {

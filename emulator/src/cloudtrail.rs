@@ -93,8 +93,7 @@ impl Store {
 }
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let body = json!({ "__type": code, "message": message.into() });
-    aws_json::response(CONTENT_TYPE, status, body.to_string())
+    aws_json::error(CONTENT_TYPE, status, code, message)
 }
 
 fn bad_request(code: &str, message: impl Into<String>) -> Response {

@@ -70,8 +70,7 @@ fn now() -> f64 {
 }
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    let body = json!({ "__type": code, "message": message.into() });
-    aws_json::response(CONTENT_TYPE, status, body.to_string())
+    aws_json::error(CONTENT_TYPE, status, code, message)
 }
 
 fn bad_request(code: &str, message: impl Into<String>) -> Response {

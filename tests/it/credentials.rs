@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType,
 };
 
-use crate::support::{Stage, emulator, http_get};
+use crate::support::{Stage, emulator, http_get, query_partition};
 
 const ACCOUNT: &str = "000000000000";
 const TABLE: &str = "represent-dev-data";
@@ -154,22 +154,6 @@ async fn sdk_with(stage: &Stage, creds: &aws_sdk_sts::types::Credentials) -> aws
         .await
 }
 
-async fn query(
-    client: &aws_sdk_dynamodb::Client,
-    tenant: &str,
-) -> Result<usize, aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::query::QueryError>>
-{
-    client
-        .query()
-        .table_name(TABLE)
-        .key_condition_expression("#t = :t")
-        .expression_attribute_names("#t", "tenant")
-        .expression_attribute_values(":t", AttributeValue::S(tenant.into()))
-        .send()
-        .await
-        .map(|out| out.items().len())
-}
-
 fn denied_message(
     err: aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::query::QueryError>,
 ) -> String {
@@ -223,7 +207,7 @@ async fn a_tenant_session_reads_only_its_own_partition_and_the_refusal_is_audite
     let exec_sdk = sdk_with(&stage, exec_creds).await;
     let exec_ddb = aws_sdk_dynamodb::Client::new(&exec_sdk);
     for tenant in ["TX", "CA"] {
-        let message = denied_message(query(&exec_ddb, tenant).await.unwrap_err());
+        let message = denied_message(query_partition(&exec_ddb, TABLE, tenant).await.unwrap_err());
         assert_eq!(
             message,
             format!(
@@ -264,8 +248,13 @@ async fn a_tenant_session_reads_only_its_own_partition_and_the_refusal_is_audite
         .expect("the execution role assumes the data role with a tenant tag");
     let tx_ddb =
         aws_sdk_dynamodb::Client::new(&sdk_with(&stage, tx.credentials().expect("creds")).await);
-    assert_eq!(query(&tx_ddb, "TX").await.expect("TX reads TX"), 1);
-    let message = denied_message(query(&tx_ddb, "CA").await.unwrap_err());
+    assert_eq!(
+        query_partition(&tx_ddb, TABLE, "TX")
+            .await
+            .expect("TX reads TX"),
+        1
+    );
+    let message = denied_message(query_partition(&tx_ddb, TABLE, "CA").await.unwrap_err());
     assert_eq!(
         message,
         format!(
@@ -296,7 +285,11 @@ async fn a_tenant_session_reads_only_its_own_partition_and_the_refusal_is_audite
     let untagged_ddb = aws_sdk_dynamodb::Client::new(
         &sdk_with(&stage, untagged.credentials().expect("creds")).await,
     );
-    denied_message(query(&untagged_ddb, "TX").await.unwrap_err());
+    denied_message(
+        query_partition(&untagged_ddb, TABLE, "TX")
+            .await
+            .unwrap_err(),
+    );
 
     // The audit has the CA attempt, refused, by a session tagged TX.
     let (status, body) = http_get(

@@ -6,30 +6,13 @@
 
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use deployer::ResourceKind;
 use deployer::cli::audit::{LakeQuery, read_lake};
 
-use crate::support::{deploy, emulator, packages};
+use crate::support::{deploy, emulator, packages, query_partition};
 
 const ACCOUNT: &str = "000000000000";
 const TABLE: &str = "represent-dev-data";
-
-async fn query(
-    client: &aws_sdk_dynamodb::Client,
-    tenant: &str,
-) -> Result<usize, aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::query::QueryError>>
-{
-    client
-        .query()
-        .table_name(TABLE)
-        .key_condition_expression("#t = :t")
-        .expression_attribute_names("#t", "tenant")
-        .expression_attribute_values(":t", AttributeValue::S(tenant.into()))
-        .send()
-        .await
-        .map(|out| out.items().len())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cross_tenant_attempt_is_read_back_from_cloudtrail_lake() {
@@ -76,8 +59,15 @@ async fn a_cross_tenant_attempt_is_read_back_from_cloudtrail_lake() {
         .load()
         .await;
     let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    assert!(query(&ddb, "TX").await.expect("TX reads TX") > 0);
-    let refused = query(&ddb, "CA").await.expect_err("TX is refused on CA");
+    assert!(
+        query_partition(&ddb, TABLE, "TX")
+            .await
+            .expect("TX reads TX")
+            > 0
+    );
+    let refused = query_partition(&ddb, TABLE, "CA")
+        .await
+        .expect_err("TX is refused on CA");
     assert_eq!(
         aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&refused.into_service_error()),
         Some("AccessDeniedException")

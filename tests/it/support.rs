@@ -224,3 +224,25 @@ fn dechunk(mut body: &str) -> String {
     }
     out
 }
+
+/// How many items of `tenant`'s partition of `table` a client may read (a Query on the
+/// partition key), or the SDK's refusal.
+pub async fn query_partition(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    tenant: &str,
+) -> Result<usize, aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::query::QueryError>>
+{
+    client
+        .query()
+        .table_name(table)
+        .key_condition_expression("#t = :t")
+        .expression_attribute_names("#t", "tenant")
+        .expression_attribute_values(
+            ":t",
+            aws_sdk_dynamodb::types::AttributeValue::S(tenant.into()),
+        )
+        .send()
+        .await
+        .map(|out| out.items().len())
+}
