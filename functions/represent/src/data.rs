@@ -193,7 +193,7 @@ impl DynamoSource {
     /// role, assumed once per environment for the tenant of its first invoke.
     pub async fn from_env() -> Self {
         let table = std::env::var(TABLE_NAME_VAR).ok().filter(|t| !t.is_empty());
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let config = crate::aws::load().await;
         let scoped = std::env::var(DATA_ROLE_VAR)
             .ok()
             .filter(|r| !r.is_empty())
