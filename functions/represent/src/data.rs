@@ -535,7 +535,9 @@ mod tests {
     /// How often a scoped client asks for credentials over two queries, when each set lives
     /// `lifetime`.
     async fn credential_fetches(lifetime: std::time::Duration) -> usize {
+        // The configuration's own HTTP client is never reached: the mocks answer.
         let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(aws_smithy_mocks::create_mock_http_client())
             .region(aws_config::Region::new("us-east-1"))
             .load()
             .await;
