@@ -435,6 +435,13 @@ impl Clients {
     /// Clients for every service from one SDK configuration with the given retry policy (the
     /// tests' short delays, say).
     pub fn with_retries(config: &aws_config::SdkConfig, retries: Retries) -> Self {
+        let owned;
+        let config = if config.http_client().is_some() {
+            config
+        } else {
+            owned = config.to_builder().http_client(https_client()).build();
+            &owned
+        };
         Clients::from_clients(
             aws_sdk_lambda::Client::new(config),
             aws_sdk_iam::Client::new(config),
@@ -513,6 +520,25 @@ impl Clients {
             .map(|r| r.as_ref().to_string())
             .unwrap_or_default()
     }
+}
+
+/// The HTTP client of every SDK configuration the deployer builds: hyper 1 with rustls on ring,
+/// the platform's trusted certificates, and the `HTTPS_PROXY`/`NO_PROXY` settings of the
+/// environment, as the SDK's own default client has them. The SDK's default-client feature
+/// would bring rustls on aws-lc-rs instead, whose C build is the longest of a fresh clone.
+/// Plain `http://` endpoints (the emulator) go through the same client.
+pub fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    use aws_smithy_http_client::{Builder, Connector, proxy::ProxyConfig};
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector = Connector::builder().tls_provider(Provider::Rustls(CryptoMode::Ring));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 /// What a failed call says about whether it was applied, for the creates that must not run twice.

@@ -141,6 +141,7 @@ async fn seeded_table(stage: &Stage) {
 /// An SDK configuration for the stage's endpoint with the given temporary credentials.
 async fn sdk_with(stage: &Stage, creds: &aws_sdk_sts::types::Credentials) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(deployer::clients::https_client())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(&stage.endpoint)
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

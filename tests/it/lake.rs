@@ -47,6 +47,7 @@ async fn a_cross_tenant_attempt_is_read_back_from_cloudtrail_lake() {
         .expect("the tenant-data role is assumed for TX");
     let creds = tx.credentials().expect("credentials");
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(deployer::clients::https_client())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(&stage.endpoint)
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(

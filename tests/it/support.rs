@@ -77,6 +77,7 @@ pub async fn emulator() -> Stage {
         .await
         .expect("emulator starts");
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(deployer::clients::https_client())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(emulator.endpoint())
         .credentials_provider(aws_sdk_lambda::config::Credentials::new(

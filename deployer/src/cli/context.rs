@@ -164,7 +164,8 @@ pub async fn connect(ctx: &Ctx<'_>, stage: &Stage, args: &StageArgs) -> anyhow::
             if let Some(profile) = &profile {
                 check_profile(profile, &stage.name).await?;
             }
-            let mut loader = aws_config::defaults(BehaviorVersion::latest());
+            let mut loader = aws_config::defaults(BehaviorVersion::latest())
+                .http_client(crate::clients::https_client());
             if let Some(region) = args.region.as_ref().or(region.as_ref()) {
                 loader = loader.region(Region::new(region.clone()));
             }
@@ -306,6 +307,7 @@ fn reachable(url: &str, hint: &str) -> anyhow::Result<()> {
 /// used and nothing from the user's AWS setup can leak into a local run.
 pub async fn emulator_config(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(crate::clients::https_client())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint)
         .credentials_provider(aws_credential_types::Credentials::new(

@@ -37,8 +37,14 @@ pub async fn start() -> (Emulator, TempDir) {
 /// SDK configuration for `endpoint`, as a deployer builds it for the `dev` stage. Retries are
 /// off so that tests see each answer of the emulator exactly as it was sent.
 pub fn sdk_config(endpoint: &str) -> SdkConfig {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
     SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(Provider::Rustls(CryptoMode::Ring))
+                .build_https(),
+        )
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(SharedCredentialsProvider::new(Credentials::new(

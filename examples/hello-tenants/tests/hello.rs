@@ -98,6 +98,7 @@ impl Emulator {
         let url = self.url();
         self.runtime.block_on(async {
             let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .http_client(deployer::clients::https_client())
                 .region(aws_config::Region::new("us-east-1"))
                 .endpoint_url(url)
                 .credentials_provider(aws_sdk_lambda::config::Credentials::new(

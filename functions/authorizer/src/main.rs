@@ -29,7 +29,7 @@ async fn signing_key() -> Result<Vec<u8>, Error> {
     let name = std::env::var(KEY_SECRET_VAR).map_err(|_| {
         format!("environment variable `{KEY_SECRET_VAR}` is not set: the deployer names the signing key's secret")
     })?;
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let config = represent::aws::load().await;
     let client = aws_sdk_secretsmanager::Client::new(&config);
     let out = client
         .get_secret_value()

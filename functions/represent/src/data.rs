@@ -193,7 +193,7 @@ impl DynamoSource {
     /// role, assumed once per environment for the tenant of its first invoke.
     pub async fn from_env() -> Self {
         let table = std::env::var(TABLE_NAME_VAR).ok().filter(|t| !t.is_empty());
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let config = crate::aws::load().await;
         let scoped = std::env::var(DATA_ROLE_VAR)
             .ok()
             .filter(|r| !r.is_empty())
@@ -535,7 +535,9 @@ mod tests {
     /// How often a scoped client asks for credentials over two queries, when each set lives
     /// `lifetime`.
     async fn credential_fetches(lifetime: std::time::Duration) -> usize {
+        // The configuration's own HTTP client is never reached: the mocks answer.
         let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(aws_smithy_mocks::create_mock_http_client())
             .region(aws_config::Region::new("us-east-1"))
             .load()
             .await;

@@ -2,6 +2,7 @@
 //! registry, the per-environment data cache, request and response shapes, the invoke path every
 //! function shares, and JSON logging with the tenant on every line.
 
+pub mod aws;
 pub mod data;
 pub mod handler;
 pub mod http;

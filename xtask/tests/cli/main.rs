@@ -343,6 +343,7 @@ fn deploy_invoke_redeploy_and_destroy_through_the_cli() {
     assert_eq!(seeded["mutating_calls"], 0, "{seeded}");
     runtime.block_on(async {
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(deployer::clients::https_client())
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(&url)
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
