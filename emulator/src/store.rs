@@ -1490,6 +1490,8 @@ enum LogMessage {
 /// wait for the disk, so a burst beyond this loses lines rather than slowing functions down.
 const LOG_QUEUE: usize = 65_536;
 const LOG_BATCH: usize = 1_024;
+/// How long the writer gathers lines before committing them, unless a read is waiting.
+const LOG_LINGER: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The [`LogSink`] handed to the runtime: queues lines for the writer thread.
 pub struct StoreLogSink {
@@ -1555,6 +1557,10 @@ fn write_logs(mut conn: Connection, rx: Receiver<LogMessage>) {
     while let Ok(first) = rx.recv() {
         let mut waiters = Vec::new();
         let mut stop = false;
+        // One transaction per invoke would cost each invoke a WAL commit on the cores the
+        // functions run on; the lines of the next few milliseconds share it instead. A flush
+        // (a read of the logs) or a stop writes at once.
+        let linger = std::time::Instant::now() + LOG_LINGER;
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
@@ -1563,7 +1569,13 @@ fn write_logs(mut conn: Connection, rx: Receiver<LogMessage>) {
                 LogMessage::Stop => stop = true,
             }
             if batch.len() < LOG_BATCH && !stop {
-                next = rx.try_recv().ok();
+                next = match rx.try_recv() {
+                    Ok(message) => Some(message),
+                    Err(_) if waiters.is_empty() => rx
+                        .recv_timeout(linger.saturating_duration_since(std::time::Instant::now()))
+                        .ok(),
+                    Err(_) => None,
+                };
             }
         }
         if !batch.is_empty() {
