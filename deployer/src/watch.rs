@@ -252,7 +252,12 @@ pub async fn watch(
     let dirs_of = function_dirs(&spec, &crates)?;
     // Physical names of the deployed functions, by binary (a replaced function lives under its
     // other slot name).
-    let mut actual = crate::observe::observe(clients, &spec.app.name, &spec.stage.name).await?;
+    let mut actual = Box::pin(crate::observe::observe_app(
+        clients,
+        spec.app,
+        &spec.stage.name,
+    ))
+    .await?;
     for function in &spec.app.functions {
         if !actual
             .functions

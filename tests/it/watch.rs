@@ -65,10 +65,16 @@ fn workspace(root: &Path) {
     write("hello/src/main.rs", FUNCTION);
 }
 
+/// The function reads a signing key, as Represent's authorizer does: the watch must see the
+/// key the deploy created and change nothing but code.
 fn app() -> App {
     App::new("watched")
         .role(Role::lambda_basic())
-        .function(Function::new("hello").per_tenant())
+        .function(
+            Function::new("hello")
+                .per_tenant()
+                .reads_signing_key("token-key", "TOKEN_KEY_SECRET"),
+        )
         .stage(Stage::emulator("dev"))
 }
 
