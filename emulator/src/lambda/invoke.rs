@@ -58,7 +58,9 @@ struct Invocable {
 }
 
 /// Lambda's first checks, in Lambda's order: the function exists and is not Pending.
-fn invocable(app: &AppState, raw_name: &str) -> Result<Invocable, ApiError> {
+/// The function to invoke; its resource policy's statements only when a service's call must be
+/// authorized against them (`with_statements`), so a direct invoke copies none.
+fn invocable(app: &AppState, raw_name: &str, with_statements: bool) -> Result<Invocable, ApiError> {
     let name = model::resolve_function_name(raw_name);
     let map = super::read(&app.lambda.map);
     let Some(record) = map.get(name) else {
@@ -75,7 +77,11 @@ fn invocable(app: &AppState, raw_name: &str) -> Result<Invocable, ApiError> {
     Ok(Invocable {
         spec: Arc::clone(&record.spec),
         per_tenant: record.per_tenant(),
-        statements: record.permissions.iter().map(|(_, s)| s.clone()).collect(),
+        statements: if with_statements {
+            record.permissions.iter().map(|(_, s)| s.clone()).collect()
+        } else {
+            Vec::new()
+        },
     })
 }
 
@@ -132,7 +138,7 @@ pub async fn invoke_for_service(
     payload: Vec<u8>,
     authorize: impl FnOnce(&[serde_json::Value]) -> Result<(), ApiError>,
 ) -> Result<InvokeOutcome, ApiError> {
-    let target = invocable(app, function)?;
+    let target = invocable(app, function, true)?;
     authorize(&target.statements)?;
     check_size(payload.len())?;
     let tenant = check_tenant(tenant, target.per_tenant)?;
@@ -159,7 +165,7 @@ async fn run(
 ) -> Result<Response, ApiError> {
     let Invocable {
         spec, per_tenant, ..
-    } = invocable(app, raw_name)?;
+    } = invocable(app, raw_name, false)?;
     check_size(body.len())?;
     // A header value may carry bytes that are not UTF-8; they can never satisfy the pattern, so
     // they are shown lossily in the message and rejected.
