@@ -298,16 +298,23 @@ pub async fn watch(
     });
 
     let mut deployed = spec.deployed.clone();
+    // Functions a newer save interrupted before they were rebuilt, with that save's first paths.
+    let mut carried: Option<(Vec<PathBuf>, BTreeSet<String>)> = None;
     tokio::pin!(stop);
     loop {
-        let first = tokio::select! {
-            () = &mut stop => return Ok(()),
-            path = rx.recv() => match path {
-                Some(path) => path,
-                None => return Ok(()),
-            },
+        let (mut changed, mut affected) = match carried.take() {
+            Some(carried) => carried,
+            None => {
+                let first = tokio::select! {
+                    () = &mut stop => return Ok(()),
+                    path = rx.recv() => match path {
+                        Some(path) => path,
+                        None => return Ok(()),
+                    },
+                };
+                (vec![first], BTreeSet::new())
+            }
         };
-        let mut changed = vec![first];
         // Collect the rest of this save.
         let settle = tokio::time::sleep(spec.debounce);
         tokio::pin!(settle);
@@ -320,22 +327,25 @@ pub async fn watch(
                 },
             }
         }
-        let affected: BTreeSet<String> = changed
-            .iter()
-            .filter(|path| is_source_change(path))
-            .flat_map(|path| {
-                dirs_of
-                    .iter()
-                    .filter(|(_, dirs)| dirs.iter().any(|dir| path.starts_with(dir)))
-                    .map(|(bin, _)| bin.clone())
-            })
-            .collect();
+        affected.extend(affected_by(&dirs_of, &changed));
         if affected.is_empty() {
             continue;
         }
         let started = Instant::now();
         let order = build_order(&spec, &crates, &changed, &affected);
         for (i, bin) in order.iter().enumerate() {
+            if i > 0 {
+                // A save while the others were still to build: its edit is what the developer
+                // waits for now, so its functions go first and the rest follow in the next round.
+                let mut newer = Vec::new();
+                while let Ok(path) = rx.try_recv() {
+                    newer.push(path);
+                }
+                if !affected_by(&dirs_of, &newer).is_empty() {
+                    carried = Some((newer, order[i..].iter().cloned().collect()));
+                    break;
+                }
+            }
             match rebuild(clients, &spec, &mut actual, &deployed, bin, started).await {
                 Ok((event, package)) => {
                     if let Some(package) = package {
@@ -359,6 +369,23 @@ pub async fn watch(
             }
         }
     }
+}
+
+/// The functions whose crates hold a changed source file.
+fn affected_by(
+    dirs_of: &BTreeMap<String, BTreeSet<PathBuf>>,
+    changed: &[PathBuf],
+) -> BTreeSet<String> {
+    changed
+        .iter()
+        .filter(|path| is_source_change(path))
+        .flat_map(|path| {
+            dirs_of
+                .iter()
+                .filter(|(_, dirs)| dirs.iter().any(|dir| path.starts_with(dir)))
+                .map(|(bin, _)| bin.clone())
+        })
+        .collect()
 }
 
 /// The order the changed functions are rebuilt in, one `cargo build` each, so the first one
