@@ -6,7 +6,7 @@
 //! by a dedicated thread with its own connection, so an invoke never waits for the disk.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -1498,6 +1498,9 @@ pub struct StoreLogSink {
     tx: SyncSender<LogMessage>,
     dropped: AtomicU64,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// Set with an unpark of the writer when a flush or stop must not wait out the linger.
+    urgent: Arc<AtomicBool>,
+    writer_thread: std::thread::Thread,
 }
 
 impl StoreLogSink {
@@ -1507,14 +1510,19 @@ impl StoreLogSink {
         // mode and keeps the writer from competing with control-plane fsyncs.
         let conn = open_connection(path, "NORMAL")?;
         let (tx, rx) = std::sync::mpsc::sync_channel(LOG_QUEUE);
+        let urgent = Arc::new(AtomicBool::new(false));
+        let writer_urgent = Arc::clone(&urgent);
         let writer = std::thread::Builder::new()
             .name("emulator-log-writer".into())
-            .spawn(move || write_logs(conn, rx))
+            .spawn(move || write_logs(conn, rx, &writer_urgent))
             .map_err(|e| StoreError::Task(format!("failed to start the log writer: {e}")))?;
+        let writer_thread = writer.thread().clone();
         Ok(Arc::new(StoreLogSink {
             tx,
             dropped: AtomicU64::new(0),
             writer: Mutex::new(Some(writer)),
+            urgent,
+            writer_thread,
         }))
     }
 
@@ -1527,8 +1535,15 @@ impl StoreLogSink {
     pub fn flush(&self) {
         let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
         if self.tx.send(LogMessage::Flush(done_tx)).is_ok() {
+            self.hurry();
             let _ = done_rx.recv();
         }
+    }
+
+    /// Ends the writer's linger early, after a flush or stop was queued.
+    fn hurry(&self) {
+        self.urgent.store(true, Ordering::Release);
+        self.writer_thread.unpark();
     }
 
     /// Writes what is queued and stops the writer thread (blocking).
@@ -1536,6 +1551,7 @@ impl StoreLogSink {
         let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(writer) = writer {
             let _ = self.tx.send(LogMessage::Stop);
+            self.hurry();
             let _ = writer.join();
         }
     }
@@ -1552,15 +1568,28 @@ impl LogSink for StoreLogSink {
     }
 }
 
-fn write_logs(mut conn: Connection, rx: Receiver<LogMessage>) {
+fn write_logs(mut conn: Connection, rx: Receiver<LogMessage>, urgent: &AtomicBool) {
     let mut batch: Vec<LogEvent> = Vec::with_capacity(LOG_BATCH);
+    let mut backlog = false;
     while let Ok(first) = rx.recv() {
+        // One transaction per invoke would cost each invoke a WAL commit on the cores the
+        // functions run on; the lines of the next few milliseconds share it instead. The writer
+        // sleeps through that time rather than waiting on the queue, so an invoke's lines are
+        // queued without waking it (a wake per line is a context switch per line on the
+        // invoke's path). A flush (a read of the logs) or a stop ends the sleep at once.
+        if !backlog && matches!(first, LogMessage::Event(_)) {
+            let deadline = std::time::Instant::now() + LOG_LINGER;
+            while !urgent.load(Ordering::Acquire) {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                std::thread::park_timeout(left);
+            }
+        }
+        urgent.store(false, Ordering::Relaxed);
         let mut waiters = Vec::new();
         let mut stop = false;
-        // One transaction per invoke would cost each invoke a WAL commit on the cores the
-        // functions run on; the lines of the next few milliseconds share it instead. A flush
-        // (a read of the logs) or a stop writes at once.
-        let linger = std::time::Instant::now() + LOG_LINGER;
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
@@ -1569,15 +1598,10 @@ fn write_logs(mut conn: Connection, rx: Receiver<LogMessage>) {
                 LogMessage::Stop => stop = true,
             }
             if batch.len() < LOG_BATCH && !stop {
-                next = match rx.try_recv() {
-                    Ok(message) => Some(message),
-                    Err(_) if waiters.is_empty() => rx
-                        .recv_timeout(linger.saturating_duration_since(std::time::Instant::now()))
-                        .ok(),
-                    Err(_) => None,
-                };
+                next = rx.try_recv().ok();
             }
         }
+        backlog = batch.len() >= LOG_BATCH;
         if !batch.is_empty() {
             if let Err(error) = insert_log_batch(&mut conn, &batch) {
                 tracing::warn!(%error, lines = batch.len(), "failed to store log lines");
