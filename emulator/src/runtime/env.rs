@@ -73,6 +73,8 @@ pub(crate) struct Env {
     pub spec: Arc<FunctionSpec>,
     pub tenant: Option<String>,
     pub pid: u32,
+    /// `/proc/<pid>/status`, opened once: REPORT reads its peak memory after every invoke.
+    pub status: Option<std::fs::File>,
     pub spawned_at: Instant,
     pub api: Arc<Shared>,
     pub next: mpsc::Sender<Pending>,
@@ -255,6 +257,7 @@ async fn start_in(
         }
     };
     let pid = child.id().unwrap_or(0);
+    let status = std::fs::File::open(format!("/proc/{pid}/status")).ok();
 
     let logs = Arc::new(LogTap {
         sink,
@@ -278,6 +281,7 @@ async fn start_in(
         spec,
         tenant,
         pid,
+        status,
         spawned_at,
         api: shared.clone(),
         next: next_tx,

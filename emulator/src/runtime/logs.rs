@@ -204,12 +204,16 @@ fn ceil_char_boundary(text: &str, mut index: usize) -> usize {
     index
 }
 
-/// Peak resident memory of a process in MB (`VmHWM`), as REPORT's "Max Memory Used".
-pub(crate) fn max_memory_mb(pid: u32) -> u64 {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+/// Peak resident memory of a process in MB (`VmHWM`), as REPORT's "Max Memory Used", from its
+/// `/proc/<pid>/status` kept open (a read per invoke, no open and close).
+pub(crate) fn max_memory_mb(status: Option<&std::fs::File>) -> u64 {
+    use std::os::unix::fs::FileExt;
+    // VmHWM is among the first lines; the whole file is about 1.5 KB.
+    let mut buf = [0u8; 4096];
+    let Some(len) = status.and_then(|file| file.read_at(&mut buf, 0).ok()) else {
         return 0;
     };
-    status
+    String::from_utf8_lossy(&buf[..len])
         .lines()
         .find_map(|line| line.strip_prefix("VmHWM:"))
         .and_then(|rest| {

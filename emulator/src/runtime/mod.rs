@@ -538,7 +538,7 @@ impl Runtime {
         let report = logs::Report {
             request_id: &request_id,
             duration,
-            max_memory_mb: logs::max_memory_mb(env.pid),
+            max_memory_mb: logs::max_memory_mb(env.status.as_ref()),
             init: if cold { env::init_duration(env) } else { None },
             status,
             tenant,
