@@ -332,9 +332,10 @@ async fn shared_copy(
     }
 }
 
-/// What the `cargo lambda watch` column shows.
-struct WatchNumbers {
-    warm: Vec<Duration>,
+/// `cargo lambda watch`, built and serving the same function, for the competitor's column.
+struct Watch {
+    process: Option<KillOnDrop>,
+    invoker: Invoker,
     /// The first invoke after a restart of `cargo lambda watch` with everything built.
     cold: Duration,
 }
@@ -356,12 +357,12 @@ async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
     let mut invoker = Invoker::new(port);
     let mut rows = Vec::new();
 
-    let watch = if args.no_watch {
+    let mut watch = if args.no_watch {
         None
     } else {
         progress.step("cargo lambda watch: building and measuring the same function");
-        match watch_numbers(&progress, args.warm) {
-            Ok(numbers) => Some(numbers),
+        match start_watch_measured(&progress) {
+            Ok(watch) => Some(watch),
             Err(error) => {
                 progress.step(&format!(
                     "cargo lambda watch could not be measured: {error:#}"
@@ -427,7 +428,16 @@ async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
         .context("the representatives package")?
         .bytes;
     let shared = shared_copy(&clients, &function, zip).await?;
-    let same = warm_latencies(&mut invoker, &shared, None, FULL_ANSWER, args.warm)?;
+    let (same, watch_warm) = interleaved_latencies(
+        &mut invoker,
+        &shared,
+        watch.as_mut().map(|w| &mut w.invoker),
+        args.warm,
+    )?;
+    // The rest measures the emulator alone: cargo lambda watch stops here.
+    if let Some(watch) = watch.as_mut() {
+        watch.process = None;
+    }
     for (label, p) in [("p50", 50.0), ("p99", 99.0), ("max", 100.0)] {
         rows.push(row(
             &format!(
@@ -435,7 +445,7 @@ async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
                 args.warm
             ),
             ms(percentile(&same, p)),
-            watch.as_ref().map(|w| ms(percentile(&w.warm, p))),
+            watch_warm.as_ref().map(|w| ms(percentile(w, p))),
         ));
     }
     for (label, p) in [("p50", 50.0), ("p99", 99.0)] {
@@ -613,21 +623,20 @@ fn rss_kib(pid: &str) -> u64 {
 }
 
 /// Runs `cargo lambda watch` (its default debug build, as a user starts it) on the same function
-/// and measures warm invokes through the same client, then restarts it to time the first invoke
-/// of an already built function. It passes no tenant id to the runtime, so the function answers
-/// with its short missing-tenant answer: compared with the emulator's short answer, the round
-/// trip is the same work.
-fn watch_numbers(progress: &Progress, count: usize) -> anyhow::Result<WatchNumbers> {
+/// until it answers, then restarts it to time the first invoke of an already built function, and
+/// leaves that second one serving for the warm rows. It passes no tenant id to the runtime, so the
+/// function answers with its short missing-tenant answer: compared with the emulator's short
+/// answer, the round trip is the same work.
+fn start_watch_measured(progress: &Progress) -> anyhow::Result<Watch> {
     let port = free_port()?;
     let watch = start_watch(port)?;
     progress.step("waiting for cargo lambda watch to build and answer");
     let mut invoker = Invoker::new(port);
     wait_for_watch(&mut invoker)?;
-    let warm = warm_latencies(&mut invoker, "representatives", None, FULL_ANSWER, count)?;
     drop(watch);
 
     let port = free_port()?;
-    let _watch = start_watch(port)?;
+    let process = start_watch(port)?;
     let mut invoker = Invoker::new(port);
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -637,7 +646,47 @@ fn watch_numbers(progress: &Progress, count: usize) -> anyhow::Result<WatchNumbe
         std::thread::sleep(Duration::from_millis(20));
     }
     let cold = invoker.timed("representatives", None, FULL_ANSWER)?;
-    Ok(WatchNumbers { warm, cold })
+    Ok(Watch {
+        process: Some(process),
+        invoker,
+        cold,
+    })
+}
+
+/// `count` warm invokes of the emulator's `function` and, when it runs, of `cargo lambda watch`'s,
+/// taken in alternating blocks after 50 unmeasured ones each, so that whatever else the machine
+/// does in the meantime weighs on both columns alike. Each result is sorted.
+fn interleaved_latencies(
+    emulator: &mut Invoker,
+    function: &str,
+    mut watch: Option<&mut Invoker>,
+    count: usize,
+) -> anyhow::Result<(Vec<Duration>, Option<Vec<Duration>>)> {
+    const BLOCKS: usize = 20;
+    for _ in 0..50 {
+        emulator.timed(function, None, FULL_ANSWER)?;
+        if let Some(watch) = watch.as_deref_mut() {
+            watch.timed("representatives", None, FULL_ANSWER)?;
+        }
+    }
+    let mut ours = Vec::with_capacity(count);
+    let mut theirs = watch.as_ref().map(|_| Vec::with_capacity(count));
+    for block in 0..BLOCKS {
+        let size = count / BLOCKS + usize::from(block < count % BLOCKS);
+        for _ in 0..size {
+            ours.push(emulator.timed(function, None, FULL_ANSWER)?);
+        }
+        if let (Some(watch), Some(theirs)) = (watch.as_deref_mut(), theirs.as_mut()) {
+            for _ in 0..size {
+                theirs.push(watch.timed("representatives", None, FULL_ANSWER)?);
+            }
+        }
+    }
+    ours.sort();
+    if let Some(theirs) = theirs.as_mut() {
+        theirs.sort();
+    }
+    Ok((ours, theirs))
 }
 
 fn start_watch(port: u16) -> anyhow::Result<KillOnDrop> {
