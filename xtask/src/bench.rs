@@ -334,7 +334,7 @@ async fn shared_copy(
 
 /// `cargo lambda watch`, built and serving the same function, for the competitor's column.
 struct Watch {
-    process: Option<KillOnDrop>,
+    _process: KillOnDrop,
     invoker: Invoker,
     /// The first invoke after a restart of `cargo lambda watch` with everything built.
     cold: Duration,
@@ -435,9 +435,7 @@ async fn emulator(args: EmulatorBench) -> anyhow::Result<()> {
         args.warm,
     )?;
     // The rest measures the emulator alone: cargo lambda watch stops here.
-    if let Some(watch) = watch.as_mut() {
-        watch.process = None;
-    }
+    drop(watch);
     for (label, p) in [("p50", 50.0), ("p99", 99.0), ("max", 100.0)] {
         rows.push(row(
             &format!(
@@ -647,7 +645,7 @@ fn start_watch_measured(progress: &Progress) -> anyhow::Result<Watch> {
     }
     let cold = invoker.timed("representatives", None, FULL_ANSWER)?;
     Ok(Watch {
-        process: Some(process),
+        _process: process,
         invoker,
         cold,
     })
@@ -670,23 +668,21 @@ fn interleaved_latencies(
         }
     }
     let mut ours = Vec::with_capacity(count);
-    let mut theirs = watch.as_ref().map(|_| Vec::with_capacity(count));
+    let mut theirs = Vec::with_capacity(count);
     for block in 0..BLOCKS {
         let size = count / BLOCKS + usize::from(block < count % BLOCKS);
         for _ in 0..size {
             ours.push(emulator.timed(function, None, FULL_ANSWER)?);
         }
-        if let (Some(watch), Some(theirs)) = (watch.as_deref_mut(), theirs.as_mut()) {
+        if let Some(watch) = watch.as_deref_mut() {
             for _ in 0..size {
                 theirs.push(watch.timed("representatives", None, FULL_ANSWER)?);
             }
         }
     }
     ours.sort();
-    if let Some(theirs) = theirs.as_mut() {
-        theirs.sort();
-    }
-    Ok((ours, theirs))
+    theirs.sort();
+    Ok((ours, watch.is_some().then_some(theirs)))
 }
 
 fn start_watch(port: u16) -> anyhow::Result<KillOnDrop> {
