@@ -16,11 +16,14 @@ pub mod faults;
 mod iam;
 mod lambda;
 mod policy;
-pub mod runtime;
 mod secretsmanager;
 mod server;
 pub mod store;
 mod sts;
+
+/// Execution environments and the invoke path, in their own crate so that they are built
+/// optimised in every profile.
+use emulator_runtime as runtime;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -183,13 +186,7 @@ impl Emulator {
 
         let (stop, stopped) = oneshot::channel::<()>();
         let app = server::router(Arc::clone(&state));
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.await;
-                })
-                .await
-        });
+        let server = tokio::spawn(runtime::serve(listener, app, stopped));
         Ok(Emulator {
             addr,
             state,

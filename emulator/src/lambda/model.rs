@@ -206,11 +206,66 @@ pub fn is_valid_function_name(name: &str) -> bool {
 
 pub const FUNCTION_NAME_PATTERN: &str = "Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?";
 
-/// Runtimes the emulator accepts: every name in the SDK's model of Lambda, so the list keeps up
-/// with Lambda's as the SDK does. It can only run `provided.*` (OS-only) packages, but accepting
-/// the managed runtimes keeps the control plane usable for deploy tests of other stacks.
+/// Runtimes the emulator accepts: every name Lambda's model knows (that of aws-sdk-lambda
+/// 1.156; a test checks the pinned SDK's list against this one). It can only run `provided.*`
+/// (OS-only) packages, but accepting the managed runtimes keeps the control plane usable for
+/// deploy tests of other stacks.
+const RUNTIMES: &[&str] = &[
+    "dotnet10",
+    "dotnet6",
+    "dotnet8",
+    "dotnetcore1.0",
+    "dotnetcore2.0",
+    "dotnetcore2.1",
+    "dotnetcore3.1",
+    "go1.x",
+    "java11",
+    "java11.al2023",
+    "java17",
+    "java17.al2023",
+    "java21",
+    "java25",
+    "java8",
+    "java8.al2",
+    "java8.al2023",
+    "nodejs",
+    "nodejs10.x",
+    "nodejs12.x",
+    "nodejs14.x",
+    "nodejs16.x",
+    "nodejs18.x",
+    "nodejs20.x",
+    "nodejs22.x",
+    "nodejs24.x",
+    "nodejs26.x",
+    "nodejs4.3",
+    "nodejs4.3-edge",
+    "nodejs6.10",
+    "nodejs8.10",
+    "provided",
+    "provided.al2",
+    "provided.al2023",
+    "python2.7",
+    "python3.10",
+    "python3.11",
+    "python3.12",
+    "python3.13",
+    "python3.14",
+    "python3.15",
+    "python3.6",
+    "python3.7",
+    "python3.8",
+    "python3.9",
+    "ruby2.5",
+    "ruby2.7",
+    "ruby3.2",
+    "ruby3.3",
+    "ruby3.4",
+    "ruby4.0",
+];
+
 pub fn runtimes() -> &'static [&'static str] {
-    aws_sdk_lambda::types::Runtime::values()
+    RUNTIMES
 }
 
 pub fn check_memory(value: i64, violations: &mut Vec<String>) {

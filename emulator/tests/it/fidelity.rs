@@ -63,11 +63,15 @@ async fn lambda_takes_every_runtime_of_the_sdk_model_and_refuses_others_as_aws_d
         .into_service_error();
     assert!(err.is_invalid_parameter_value_exception(), "{err:?}");
     let message = err.message().unwrap();
-    assert!(
-        message.starts_with("Value non-existent-runtime at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: ["),
-        "{message}"
+    // The emulator keeps its own copy of Lambda's runtime names; the SDK's model of the same
+    // release must agree with it name for name.
+    assert_eq!(
+        message,
+        format!(
+            "Value non-existent-runtime at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: [{}] or be a valid ARN",
+            Runtime::values().join(", ")
+        )
     );
-    assert!(message.ends_with("] or be a valid ARN"), "{message}");
 }
 
 #[tokio::test]

@@ -14,28 +14,12 @@ use serde_json::{Value, json};
 
 use crate::support;
 
-/// The probe function (`examples/probe.rs`), which `cargo test` builds next to this binary.
-pub fn probe_path() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    // target/debug/deps/it-<hash> -> target/debug/examples/probe
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|debug| debug.join("examples/probe"))
-        .expect("target directory");
-    assert!(
-        path.exists(),
-        "the probe function is missing at {}: run cargo test -p emulator (builds the probe example)",
-        path.display()
-    );
-    path
-}
-
 /// The probe as a deployment package, built once: storing instead of deflating keeps the
 /// multi-megabyte debug binary cheap to package, and `marker` makes a distinct CodeSha256.
 pub fn probe_zip(marker: &str) -> Vec<u8> {
     static BINARY: OnceLock<Vec<u8>> = OnceLock::new();
-    let binary = BINARY.get_or_init(|| std::fs::read(probe_path()).expect("read the probe"));
+    let binary =
+        BINARY.get_or_init(|| std::fs::read(support::probe_path()).expect("read the probe"));
     let stored = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Stored)
         .unix_permissions(0o755);

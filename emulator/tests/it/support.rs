@@ -243,12 +243,13 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The probe function (`examples/probe.rs`), which `cargo test -p emulator` builds.
+/// The probe function (`emulator-runtime/examples/probe.rs`), which `cargo test --workspace`
+/// builds.
 pub fn probe_path() -> std::path::PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/examples/probe");
     assert!(
         path.exists(),
-        "the probe function is missing at {}: run cargo test -p emulator (builds the probe example)",
+        "the probe function is missing at {}: run cargo test --workspace, or build it with cargo build -p emulator-runtime --example probe",
         path.display()
     );
     path

@@ -1,5 +1,5 @@
 //! Tests of the runtime against the real probe function (`examples/probe.rs`), which
-//! `cargo test -p emulator` builds before running them.
+//! `cargo test -p emulator-runtime` builds before running them.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read as _, Write as _};
@@ -41,7 +41,7 @@ fn probe() -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/examples/probe");
     assert!(
         path.exists(),
-        "the probe function is missing at {}: run cargo test -p emulator (builds the probe example)",
+        "the probe function is missing at {}: run cargo test -p emulator-runtime (builds the probe example)",
         path.display()
     );
     path

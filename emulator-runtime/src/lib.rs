@@ -4,6 +4,13 @@
 //! The warm path of an invoke is two channel handoffs: the invocation goes to the environment's
 //! long-polling `GET /runtime/invocation/next` through an mpsc channel, and the runtime's answer
 //! comes back through a oneshot. Spawning, disk and locks held across awaits stay off that path.
+//!
+//! This crate is the emulator's invoke path, which the workspace builds optimised in every
+//! profile, the dev build that `cargo xtask deploy` starts included. Generic code compiles where
+//! it is instantiated, so the HTTP servers every invoke passes through (the environments'
+//! Runtime API and the emulator's own front door, [`serve`]) are started here. It knows nothing
+//! of the control plane: log lines go to a [`LogSink`], credentials come from a
+//! [`CredentialSource`].
 
 mod api;
 mod code;
@@ -154,6 +161,26 @@ pub struct EnvironmentStatus {
     pub invocations: u64,
     pub cold_start_ms: f64,
     pub log_stream: String,
+}
+
+/// Serves the emulator's front door, `router` on `listener`, until `stop` fires or is dropped,
+/// then finishes the requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    stop: oneshot::Receiver<()>,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    // Small requests and answers, as on the environments' ports: without TCP_NODELAY an answer
+    // written in two segments waits for the client's delayed acknowledgement.
+    let listener = listener.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    });
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = stop.await;
+        })
+        .await
 }
 
 /// How long a runtime may take to initialise before its first `/next`, as Lambda's init phase.
