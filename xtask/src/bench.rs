@@ -98,6 +98,9 @@ const SMALL_ANSWER: &[u8] = br#"{"path": "/bench"}"#;
 struct Invoker {
     port: u16,
     connection: Option<BufReader<TcpStream>>,
+    /// How long one answer may take; an invoke that times out fails and its connection is
+    /// dropped.
+    read_timeout: Duration,
 }
 
 /// Status and body of one answer, and whether the server closes the connection after it.
@@ -112,7 +115,18 @@ impl Invoker {
         Invoker {
             port,
             connection: None,
+            // A first build of `cargo lambda watch` holds the first invoke until it is done.
+            read_timeout: Duration::from_secs(900),
         }
+    }
+
+    /// Sets how long each later answer may take.
+    fn set_read_timeout(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        self.read_timeout = timeout;
+        if let Some(connection) = &self.connection {
+            connection.get_ref().set_read_timeout(Some(timeout))?;
+        }
+        Ok(())
     }
 
     /// Invokes `function` and returns the answer's status and body.
@@ -143,7 +157,7 @@ impl Invoker {
                     let stream = TcpStream::connect(("127.0.0.1", self.port))
                         .with_context(|| format!("cannot connect to 127.0.0.1:{}", self.port))?;
                     stream.set_nodelay(true)?;
-                    stream.set_read_timeout(Some(Duration::from_secs(900)))?;
+                    stream.set_read_timeout(Some(self.read_timeout))?;
                     self.connection.insert(BufReader::new(stream))
                 }
             };
@@ -897,18 +911,32 @@ fn edit_and_wait(
     }
 }
 
-/// Makes each edit in turn, measures it, puts the file back and waits for the original code.
+/// After an edit is put back: `cargo xtask watch` is idle once it has reported no rebuild for
+/// this long (longer than one function's build), and `cargo lambda watch` is left alone as long.
+const SETTLE: Duration = Duration::from_secs(15);
+
+/// How long one invoke may take while the code changes under it. `cargo lambda watch` can
+/// drop an invoke that reaches it while it restarts the function, which would otherwise hold
+/// the measure until the read timeout; a lost invoke costs at most this much, and an invoke
+/// held until a build ends is simply sent again.
+const EDIT_READ_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// Makes each edit in turn, measures it, puts the file back, waits for the original code and
+/// then for `settle`, so that each edit starts from an idle watch.
 fn measure_edits(
     invoker: &mut Invoker,
     function: &str,
     tenant: Option<&str>,
+    settle: &mut dyn FnMut(),
 ) -> anyhow::Result<Vec<Duration>> {
+    invoker.set_read_timeout(EDIT_READ_TIMEOUT)?;
     let mut took = Vec::new();
     for edit in &EDITS {
         let restore = Restore::new(edit)?;
         took.push(edit_and_wait(edit, &restore, invoker, function, tenant)?);
         drop(restore);
         wait_for_original(invoker, function, tenant)?;
+        settle();
     }
     Ok(took)
 }
@@ -969,7 +997,10 @@ async fn save_to_answer() -> anyhow::Result<()> {
             ready_rx
                 .recv_timeout(Duration::from_secs(60))
                 .context("the watch did not start")?;
-            measure_edits(&mut invoker, &function, Some("bench-unknown"))
+            // Putting the shared library back rebuilds every function, the measured one
+            // first: the watch is idle once no rebuild has been reported for a while.
+            let mut settle = || while ready_rx.recv_timeout(SETTLE).is_ok() {};
+            measure_edits(&mut invoker, &function, Some("bench-unknown"), &mut settle)
         })
         .await;
         let _ = stop_tx.send(());
@@ -993,7 +1024,10 @@ async fn save_to_answer() -> anyhow::Result<()> {
     let mut invoker = Invoker::new(port);
     Progress::new().step("waiting for cargo lambda watch to build and answer");
     wait_for_watch(&mut invoker)?;
-    let watch_took = measure_edits(&mut invoker, "representatives", None)?;
+    // It builds only the measured function, which answers with the original code once built.
+    let watch_took = measure_edits(&mut invoker, "representatives", None, &mut || {
+        std::thread::sleep(SETTLE)
+    })?;
     drop(watch);
 
     println!(
