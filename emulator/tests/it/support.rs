@@ -243,16 +243,40 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The probe function (`emulator-runtime/examples/probe.rs`), which `cargo test --workspace`
-/// builds.
+/// The probe function (`emulator-runtime/examples/probe.rs`), next to this test binary.
+/// `cargo test --workspace` builds it; when only this package's tests run, it is built here
+/// once.
 pub fn probe_path() -> std::path::PathBuf {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/examples/probe");
-    assert!(
-        path.exists(),
-        "the probe function is missing at {}: run cargo test --workspace, or build it with cargo build -p emulator-runtime --example probe",
-        path.display()
-    );
-    path
+    static PROBE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PROBE
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test binary path");
+            // target/debug/deps/it-<hash> -> target/debug/examples/probe
+            let path = exe
+                .parent()
+                .and_then(Path::parent)
+                .map(|debug| debug.join("examples/probe"))
+                .expect("target directory");
+            if !path.exists() {
+                eprintln!(
+                    "building the probe function: cargo build -p emulator-runtime --example probe"
+                );
+                let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+                let status = std::process::Command::new(cargo)
+                    .args(["build", "-p", "emulator-runtime", "--example", "probe"])
+                    .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+                    .status()
+                    .expect("run cargo to build the probe function");
+                assert!(status.success(), "the probe function did not build");
+            }
+            assert!(
+                path.exists(),
+                "the probe function is missing at {} after building it",
+                path.display()
+            );
+            path
+        })
+        .clone()
 }
 
 /// The probe's deployment package, zipped once per test binary.
