@@ -409,7 +409,8 @@ fn die_with_parent(command: &mut Command) {
     let parent = std::process::id();
     // SAFETY: the closure runs in the forked child before exec and calls only the
     // async-signal-safe `prctl` and `getppid`; it allocates nothing and takes no lock. This is
-    // the one place the emulator needs unsafe code: std offers no way to set the death signal.
+    // one of the two places the emulator needs unsafe code (with `yield_to_invokes`): std offers
+    // no way to set the death signal.
     #[allow(unsafe_code)]
     unsafe {
         command.pre_exec(move || {

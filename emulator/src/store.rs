@@ -1514,7 +1514,10 @@ impl StoreLogSink {
         let writer_urgent = Arc::clone(&urgent);
         let writer = std::thread::Builder::new()
             .name("emulator-log-writer".into())
-            .spawn(move || write_logs(conn, rx, &writer_urgent))
+            .spawn(move || {
+                crate::runtime::yield_to_invokes();
+                write_logs(conn, rx, &writer_urgent)
+            })
             .map_err(|e| StoreError::Task(format!("failed to start the log writer: {e}")))?;
         let writer_thread = writer.thread().clone();
         Ok(Arc::new(StoreLogSink {
