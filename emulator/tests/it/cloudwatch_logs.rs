@@ -655,3 +655,31 @@ async fn log_group_tags_are_created_added_removed_and_go_with_the_group() {
         .expect("CreateLogGroup");
     assert_eq!(tags_of(&logs, &arn).await, BTreeMap::new());
 }
+
+/// The thread that stores log lines shares the cores with the functions: it runs at a lower
+/// priority than the invoke path, so that an invoke never waits for it.
+#[tokio::test]
+async fn the_log_writer_runs_below_the_invoke_path() {
+    let (emulator, _dir) = support::start().await;
+    // Linux keeps a nice value per thread: field 19 of /proc/self/task/<tid>/stat.
+    let nice = |task: &std::path::Path| -> Option<i64> {
+        let stat = std::fs::read_to_string(task.join("stat")).ok()?;
+        // The command name may hold spaces; the fields after it do not.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        fields.get(16)?.parse().ok()
+    };
+    // Thread names are cut to 15 bytes.
+    let writers: Vec<i64> = std::fs::read_dir("/proc/self/task")
+        .expect("list this process's threads")
+        .filter_map(|task| {
+            let task = task.ok()?.path();
+            let comm = std::fs::read_to_string(task.join("comm")).ok()?;
+            (comm.trim_end() == "emulator-log-wr").then(|| nice(&task))?
+        })
+        .collect();
+    assert!(!writers.is_empty(), "no log writer thread was found");
+    assert!(writers.iter().all(|nice| *nice == 10), "{writers:?}");
+    // This thread runs the emulator's invokes in this test; only the writer was lowered.
+    assert_eq!(nice(std::path::Path::new("/proc/thread-self")), Some(0));
+    emulator.shutdown().await;
+}
