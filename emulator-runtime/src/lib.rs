@@ -171,8 +171,8 @@ pub async fn serve(
     stop: oneshot::Receiver<()>,
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt as _;
-    // Small requests and answers, as on the environments' ports: without TCP_NODELAY an answer
-    // written in two segments waits for the client's delayed acknowledgement.
+    // Small requests and answers, as on the environments' ports: no answer waits on Nagle's
+    // algorithm.
     let listener = listener.tap_io(|stream| {
         let _ = stream.set_nodelay(true);
     });
