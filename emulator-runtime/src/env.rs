@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::api::{self, Pending, Shared};
 use super::logs::{self, Tail};
 use super::{EnvCredentials, FunctionSpec, LogEvent, LogFormat, LogSink, RuntimeConfig};
+use crate::clock;
 
 /// The `PATH` a function sees: Lambda's, without the emulator's own.
 const PATH: &str = "/usr/local/bin:/usr/bin:/bin";
@@ -43,7 +44,7 @@ impl LogTap {
             log_group: self.log_group.clone(),
             log_stream: self.log_stream.clone(),
             tenant: self.tenant.clone(),
-            timestamp_ms: logs::now_ms(),
+            timestamp_ms: clock::now_millis(),
             message,
         });
     }

@@ -13,6 +13,7 @@
 //! [`CredentialSource`].
 
 mod api;
+pub mod clock;
 mod code;
 mod env;
 mod logs;
@@ -608,8 +609,8 @@ impl Runtime {
         let timeout = env.spec.timeout;
         let (done_tx, mut done_rx) = oneshot::channel();
         env.api.expect(request_id.to_owned(), done_tx);
-        let deadline_ms =
-            logs::now_ms().saturating_add(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX));
+        let deadline_ms = clock::now_millis()
+            .saturating_add(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX));
         let pending = api::Pending {
             request_id: request_id.to_owned(),
             payload: Bytes::from(invocation.payload),
@@ -848,7 +849,7 @@ fn invalid_entrypoint(err: &std::io::Error) -> InvokeOutcome {
 
 /// An X-Ray trace header for one invocation; functions pass it on but nothing reads it here.
 fn trace_id(request: &uuid::Uuid) -> String {
-    let epoch = logs::now_ms() / 1000;
+    let epoch = clock::now_millis() / 1000;
     let bits = request.as_u128();
     let root = bits & ((1u128 << 96) - 1);
     let parent = (bits >> 64) as u64;

@@ -1,52 +1,19 @@
 //! Platform log lines (START, END, REPORT and their JSON forms), log stream names and the
 //! per-invocation tail that `X-Amz-Log-Type: Tail` returns.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine as _;
 
 use super::{FunctionSpec, LogFormat};
+use crate::clock;
 
 /// Lambda returns at most this many bytes of log in `X-Amz-Log-Result`.
 const TAIL_BYTES: usize = 4096;
 
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day), after Howard Hinnant's
-/// `civil_from_days`, so the emulator needs no date library for two timestamps.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
-    let month = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// `2025-11-30T12:34:56.789Z`, the `time` field of platform events.
-pub(crate) fn iso8601(epoch_ms: i64) -> String {
-    let days = epoch_ms.div_euclid(86_400_000);
-    let in_day = epoch_ms.rem_euclid(86_400_000);
-    let (year, month, day) = civil_from_days(days);
-    let (hours, rest) = (in_day / 3_600_000, in_day % 3_600_000);
-    let (minutes, rest) = (rest / 60_000, rest % 60_000);
-    let (seconds, millis) = (rest / 1000, rest % 1000);
-    format!("{year:04}-{month:02}-{day:02}T{hours:02}:{minutes:02}:{seconds:02}.{millis:03}Z")
-}
-
 /// `YYYY/MM/DD/[$LATEST]<32 hex>`: one stream per execution environment, as Lambda names them.
 pub(crate) fn log_stream_name(version: &str, env_hex: &str) -> String {
-    let (year, month, day) = civil_from_days(now_ms().div_euclid(86_400_000));
+    let (year, month, day) = clock::date(clock::now_millis());
     format!("{year:04}/{month:02}/{day:02}/[{version}]{env_hex}")
 }
 
@@ -161,7 +128,7 @@ fn round2(value: f64) -> f64 {
 }
 
 fn platform_event(kind: &str, record: serde_json::Value) -> String {
-    serde_json::json!({ "time": iso8601(now_ms()), "type": kind, "record": record }).to_string()
+    serde_json::json!({ "time": clock::iso8601_millis(clock::now_millis()), "type": kind, "record": record }).to_string()
 }
 
 /// The lines of one invocation, START to REPORT, kept only when the caller asked for a tail.
@@ -229,13 +196,6 @@ pub(crate) fn max_memory_mb(status: Option<&std::fs::File>) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps_are_utc_calendar_dates() {
-        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(iso8601(951_782_400_123), "2000-02-29T00:00:00.123Z");
-        assert_eq!(iso8601(1_764_505_496_789), "2025-11-30T12:24:56.789Z");
-    }
 
     #[test]
     fn tail_keeps_the_last_four_kilobytes() {

@@ -8,7 +8,6 @@
 mod apigateway;
 mod audit;
 mod aws_json;
-pub mod clock;
 mod cloudtrail;
 mod cloudwatch_logs;
 mod dynamodb;
@@ -24,6 +23,7 @@ mod sts;
 /// Execution environments and the invoke path, in their own crate so that they are built
 /// optimised in every profile.
 use emulator_runtime as runtime;
+pub use emulator_runtime::clock;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;

@@ -1,5 +1,6 @@
 //! Wall-clock timestamps in the formats AWS puts on the wire: Lambda's `LastModified`
-//! (`2024-05-01T12:00:00.000+0000`) and IAM's ISO-8601 `CreateDate` (`2024-05-01T12:00:00Z`).
+//! (`2024-05-01T12:00:00.000+0000`), IAM's ISO-8601 `CreateDate` (`2024-05-01T12:00:00Z`) and the
+//! `time` of Lambda's platform log events (`2024-05-01T12:00:00.000Z`), without a date library.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -7,8 +8,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+/// The UTC calendar date (year, month, day) of an instant in Unix milliseconds.
+pub fn date(millis: i64) -> (i64, i64, i64) {
+    civil_from_days(millis.div_euclid(86_400_000))
 }
 
 /// `2024-05-01T12:00:00.000+0000`, the form Lambda uses for `LastModified`.
@@ -46,11 +53,18 @@ pub fn iso8601(millis: i64) -> String {
     )
 }
 
-/// Splits Unix seconds into a `YYYY-MM-DD` date and the seconds into that day, using Howard
-/// Hinnant's days-from-civil inverse, which is exact for the proleptic Gregorian calendar.
+/// Splits Unix seconds into a `YYYY-MM-DD` date and the seconds into that day.
 fn civil(secs: i64) -> (String, i64) {
-    let days = secs.div_euclid(86_400);
-    let secs_of_day = secs.rem_euclid(86_400);
+    let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
+    (
+        format!("{year:04}-{month:02}-{day:02}"),
+        secs.rem_euclid(86_400),
+    )
+}
+
+/// Days since 1970-01-01 to a (year, month, day) by Howard Hinnant's days-from-civil inverse,
+/// which is exact for the proleptic Gregorian calendar.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -60,7 +74,7 @@ fn civil(secs: i64) -> (String, i64) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    (format!("{year:04}-{month:02}-{day:02}"), secs_of_day)
+    (year, month, day)
 }
 
 #[cfg(test)]
@@ -74,6 +88,16 @@ mod tests {
         assert_eq!(
             lambda_timestamp(951_782_400_007),
             "2000-02-29T00:00:00.007+0000"
+        );
+    }
+
+    #[test]
+    fn timestamps_are_utc_calendar_dates() {
+        assert_eq!(iso8601_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601_millis(951_782_400_123), "2000-02-29T00:00:00.123Z");
+        assert_eq!(
+            iso8601_millis(1_764_505_496_789),
+            "2025-11-30T12:24:56.789Z"
         );
     }
 }
